@@ -1,0 +1,1 @@
+"""Everything that touches the world: store, merge, server, puller, config, CLI."""
