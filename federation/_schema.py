@@ -1,0 +1,129 @@
+"""The store's schema, as numbered migrations.
+
+Each migration runs once, in order, inside the transaction that also bumps
+``PRAGMA user_version``; a store written by a newer hashfed (a higher version than we know)
+is refused rather than guessed at. Tables are created through sqlite-utils so the schema
+reads as data; the few things it cannot say (WITHOUT ROWID, partial indexes) are SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    # One row per log this node holds, its own or another org's.
+    #   size/root/checkpoint/edge: the newest checkpoint for which every leaf is held (served)
+    #   held/held_edge:            how many batches are stored, which may run past `size`
+    #                              while a pull or push is part-way, or before a publish signs
+    db.execute(
+        """
+        CREATE TABLE logs (
+            id          INTEGER PRIMARY KEY,
+            org         TEXT NOT NULL,
+            collection  TEXT NOT NULL,
+            own         INTEGER NOT NULL DEFAULT 0,
+            size        INTEGER NOT NULL DEFAULT 0,
+            root        BLOB NOT NULL,
+            checkpoint  BLOB,
+            edge        BLOB NOT NULL,
+            held        INTEGER NOT NULL DEFAULT 0,
+            held_edge   BLOB NOT NULL,
+            UNIQUE (org, collection)
+        )
+        """
+    )
+    # Batch bytes verbatim, as the log's org made them, with their leaf hash.
+    db.execute(
+        """
+        CREATE TABLE batches (
+            log   INTEGER NOT NULL REFERENCES logs(id),
+            idx   INTEGER NOT NULL,
+            leaf  BLOB NOT NULL,
+            data  BLOB NOT NULL,
+            PRIMARY KEY (log, idx)
+        ) WITHOUT ROWID
+        """
+    )
+    # Every checkpoint this node signed or accepted, one per size: the signer's guard
+    # against ever signing a second root for a size, and the reader's history.
+    db.execute(
+        """
+        CREATE TABLE checkpoints (
+            log   INTEGER NOT NULL REFERENCES logs(id),
+            size  INTEGER NOT NULL,
+            root  BLOB NOT NULL,
+            note  BLOB NOT NULL,
+            PRIMARY KEY (log, size)
+        ) WITHOUT ROWID
+        """
+    )
+    # The merged list: one row per (hash, log) that has said something about the hash.
+    # A record is the group of rows of one (type, value).
+    db.execute(
+        """
+        CREATE TABLE contributions (
+            type     TEXT NOT NULL,
+            value    TEXT NOT NULL,
+            log      INTEGER NOT NULL,
+            active   INTEGER NOT NULL,
+            labels   TEXT NOT NULL,
+            opinion  TEXT,
+            PRIMARY KEY (type, value, log)
+        ) WITHOUT ROWID
+        """
+    )
+    # Own entries waiting for the next publish, in the order they were given.
+    db["staged"].create(
+        {
+            "seq": int,
+            "collection": str,
+            "op": str,
+            "type": str,
+            "value": str,
+            "labels": str,
+            "opinion": str,
+        },
+        pk="seq",
+        not_null={"collection", "op", "type", "value", "labels"},
+    )
+    db["evidence"].create(
+        {
+            "id": int,
+            "log_id": str,
+            "kind": str,
+            "size": int,
+            "ours": bytes,
+            "theirs": bytes,
+            "source": str,
+            "detail": str,
+            "detected_at": str,
+        },
+        pk="id",
+        not_null={"log_id", "kind", "detail", "detected_at"},
+    )
+    db["peers"].create(
+        {"org": str, "url": str, "ca_file": str, "accept_push": int, "added_at": str},
+        pk="org",
+        not_null={"accept_push", "added_at"},
+    )
+    db["peer_keys"].create({"org": str, "vkey": str}, pk=("org", "vkey"))
+    db["grants"].create({"reader": str, "log_id": str}, pk=("reader", "log_id"))
+    db["peer_status"].create(
+        {
+            "org": str,
+            "last_attempt": str,
+            "last_success": str,
+            "last_error": str,
+            "failures": int,
+        },
+        pk="org",
+        not_null={"failures"},
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial,)

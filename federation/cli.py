@@ -1,0 +1,672 @@
+"""The ``hashfed`` command line: a few lines over the library per command.
+
+Errors are one line on stderr and a non-zero exit (2; ``lookup`` of an unknown hash is 1),
+never a traceback. ``HASHFED_HOME`` may stand in for ``--home``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+import aiohttp
+
+from keys.errors import ConfigError, HashfedError, ProtocolError, TransportError
+from protocol.entries import Entry
+from protocol.hashtypes import HASH_TYPES, normalise
+from protocol.names import check_collection, check_org, parse_log_id
+
+from .home import Home, add_key, init_home, open_home, remove_key
+from .progress import progress_bar
+from .publisher import publish
+from .puller import Puller
+from .pusher import push_logs
+from .transport import HttpPeer
+
+EXIT_ERROR = 2
+EXIT_NOT_FOUND = 1
+
+
+class CliError(Exception):
+    """A usage error: printed as one line, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{self.prog}: {message}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def _stamp() -> str:
+    return _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _home(args: argparse.Namespace) -> Path:
+    home = args.home or os.environ.get("HASHFED_HOME")
+    if not home:
+        raise CliError("no node home: pass --home DIR or set HASHFED_HOME")
+    return Path(home)
+
+
+def _load(args: argparse.Namespace) -> Home:
+    return open_home(_home(args))
+
+
+def _collection(args: argparse.Namespace, home: Home) -> str:
+    return check_collection(args.collection or home.config.default_collection)
+
+
+def _hash_type(text: str) -> str:
+    if text not in HASH_TYPES:
+        raise CliError(f"unknown hash type {text!r}; known: {', '.join(HASH_TYPES)}")
+    return text
+
+
+# -- identity and local list ----------------------------------------------------------
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    signer = init_home(_home(args), check_org(args.org))
+    print(signer.vkey())
+    return 0
+
+
+def _stage(home: Home, collection: str, entries: Sequence[Entry]) -> None:
+    with home.open_store() as store, store.transaction():
+        store.stage(collection, entries)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    home = _load(args)
+    entry = Entry.add(_hash_type(args.type), args.value, args.label or ())
+    _stage(home, _collection(args, home), [entry])
+    print(f"staged add {entry.type} {entry.value}; run 'hashfed publish' to sign it")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    home = _load(args)
+    entry = Entry.remove(_hash_type(args.type), args.value)
+    _stage(home, _collection(args, home), [entry])
+    print(f"staged remove {entry.type} {entry.value}; run 'hashfed publish' to sign it")
+    return 0
+
+
+def cmd_opinion(args: argparse.Namespace) -> int:
+    home = _load(args)
+    entry = Entry.opine(_hash_type(args.type), args.value, args.opinion)
+    _stage(home, _collection(args, home), [entry])
+    print(f"staged {entry.opinion} opinion on {entry.type} {entry.value}")
+    return 0
+
+
+def read_import(lines: Iterator[str], name: str) -> Iterator[Entry]:
+    """CSV lines ``type,value[,label;label]``; blank lines and ``#`` comments skipped, and
+    a first line ``type,value[,labels]`` taken as a header. ProtocolError names the line."""
+    for number, row in enumerate(csv.reader(lines), start=1):
+        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
+            continue
+        if number == 1 and [c.strip().lower() for c in row[:2]] == ["type", "value"]:
+            continue
+        if len(row) not in (2, 3):
+            raise ProtocolError(f"{name}:{number}: expected type,value[,labels], got {len(row)} fields")
+        labels = [l.strip() for l in row[2].split(";") if l.strip()] if len(row) == 3 else []
+        try:
+            yield Entry.add(row[0].strip(), row[1], labels)
+        except ProtocolError as exc:
+            raise ProtocolError(f"{name}:{number}: {exc}") from exc
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    home = _load(args)
+    collection = _collection(args, home)
+    if args.file == "-":
+        source: io.TextIOBase = sys.stdin  # type: ignore[assignment]
+        name = "<stdin>"
+    else:
+        try:
+            source = open(args.file, encoding="utf-8", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
+        name = args.file
+    count = 0
+    with source, home.open_store() as store, progress_bar("import", unit="entries") as bar:
+        try:
+            with store.transaction():  # all lines or none
+                chunk: list[Entry] = []
+                for entry in read_import(iter(source), name):
+                    chunk.append(entry)
+                    if len(chunk) == 10_000:
+                        count += store.stage(collection, chunk)
+                        bar(len(chunk))
+                        chunk = []
+                count += store.stage(collection, chunk)
+                bar(len(chunk))
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"{name}: not UTF-8 text ({exc.reason})") from exc
+    print(f"staged {count} entries for {home.org}/{collection}; run 'hashfed publish'")
+    return 0
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    home = _load(args)
+    with home.open_store() as store:
+        staged = sum(n for _c, n in store.staged_collections())
+        with progress_bar("publish", unit="entries", total=staged) as bar:
+            done = publish(store, home.signers, now=_now(), progress=bar)
+    if not done:
+        print("nothing to publish")
+    for item in done:
+        print(
+            f"{item.log_id}: size {item.size} "
+            f"(+{item.new_batches} batches, {item.new_entries} entries), checkpoint signed"
+        )
+    return 0
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    home = _load(args)
+    type_ = _hash_type(args.type)
+    value = normalise(type_, args.value)
+    with home.open_store() as store:
+        record = store.lookup(type_, value)
+    if record is None:
+        print(f"{type_} {value}: not in the merged list", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if args.json:
+        print(json.dumps(record.to_json_obj()))
+        return 0
+    state = "active" if record.active else "inactive (no active contribution)"
+    print(f"{record.type} {record.value}: {state}")
+    if record.labels:
+        print(f"  labels: {', '.join(record.labels)}")
+    for c in record.contributors:
+        print(f"  vouched for by {c.org}/{c.collection}" + (f" [{', '.join(c.labels)}]" if c.labels else ""))
+    for o in record.opinions:
+        print(f"  {o.opinion.replace('_', ' ')} according to {o.org}/{o.collection}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    home = _load(args)
+    out = sys.stdout
+    with home.open_store() as store:
+        records = store.records(active_only=True)
+        if args.format == "csv":
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(("type", "value", "labels", "contributors"))
+            for record in records:
+                writer.writerow(record.csv_row())
+        else:
+            out.write("[")
+            for i, record in enumerate(records):
+                out.write(("," if i else "") + "\n" + json.dumps(record.to_json_obj()))
+            out.write("\n]\n")
+    return 0
+
+
+# -- peers, grants, keys --------------------------------------------------------------
+
+
+def cmd_peer_add(args: argparse.Namespace) -> int:
+    home = _load(args)
+    org = check_org(args.org)
+    if org == home.org:
+        raise CliError("that is this node's own org")
+    if args.url and not args.url.startswith(("http://", "https://")):
+        raise CliError(f"--url must be http:// or https://, not {args.url!r}")
+    with home.open_store() as store:
+        store.add_peer(
+            org,
+            url=args.url,
+            vkeys=args.key,
+            accept_push=args.accept_push,
+            ca_file=str(Path(args.ca_file).resolve()) if args.ca_file else None,
+            now=_stamp(),
+        )
+        for collection in args.grant or ():
+            store.grant(org, f"{home.org}/{check_collection(collection)}")
+    what = [f"{len(args.key)} key(s)"]
+    if args.url:
+        what.append(f"pulls from {args.url}")
+    if args.grant:
+        what.append(f"may read {', '.join(args.grant)}")
+    if args.accept_push:
+        what.append("may push its logs here")
+    print(f"peer {org}: {'; '.join(what)}")
+    return 0
+
+
+def cmd_peer_remove(args: argparse.Namespace) -> int:
+    home = _load(args)
+    with home.open_store() as store:
+        store.remove_peer(args.org)
+    print(f"peer {args.org} removed: its keys, grants and pushes are no longer accepted")
+    return 0
+
+
+def cmd_peer_list(args: argparse.Namespace) -> int:
+    home = _load(args)
+    with home.open_store() as store:
+        trust = store.trust_store()
+    for org in trust:
+        flags = []
+        if org.url:
+            flags.append(org.url)
+        if org.accept_push:
+            flags.append("accepts push")
+        if org.readable:
+            flags.append("reads " + ", ".join(sorted(org.readable)))
+        print(f"{org.org}: {'; '.join(flags) or 'keys only'}")
+        for verifier in org.verifiers:
+            print(f"  {verifier.vkey()}")
+    return 0
+
+
+def _log_arg(text: str) -> str:
+    try:
+        parse_log_id(text)
+    except ProtocolError as exc:
+        raise CliError(f"LOG must be org/collection: {exc}") from exc
+    return text
+
+
+def cmd_grant(args: argparse.Namespace) -> int:
+    home = _load(args)
+    log_id = _log_arg(args.log)
+    with home.open_store() as store:
+        if store.trust_store(home.signers).get(check_org(args.reader)) is None:
+            raise ConfigError(f"no peer {args.reader}; add it first with 'hashfed peer add'")
+        store.grant(args.reader, log_id)
+    print(f"{args.reader} may now read {log_id}")
+    return 0
+
+
+def cmd_revoke(args: argparse.Namespace) -> int:
+    home = _load(args)
+    log_id = _log_arg(args.log)
+    with home.open_store() as store:
+        store.revoke(args.reader, log_id)
+    print(f"{args.reader} may no longer read {log_id}")
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    home = _load(args)
+    signer = add_key(home.path, home.org)
+    print(signer.vkey())
+    print(
+        "new key added: checkpoints are now signed with every key; give peers the vkey above,"
+        " then 'hashfed keys remove OLD_KEY_ID'",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    home = _load(args)
+    for signer in home.signers:
+        print(signer.vkey())
+    return 0
+
+
+def cmd_keys_remove(args: argparse.Namespace) -> int:
+    remove_key(_home(args), args.key_id)
+    print(f"key {args.key_id} removed; checkpoints are signed without it from now on")
+    return 0
+
+
+# -- network --------------------------------------------------------------------------
+
+
+def _session(home: Home) -> aiohttp.ClientSession:
+    pull = home.config.pull
+    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=pull.timeout_s, sock_connect=10))
+
+
+async def _pull(home: Home, org: str | None) -> int:
+    from .store import Store
+
+    failed = 0
+    async with _session(home) as session:
+        store = Store(home.db_path)
+        try:
+            trust = store.trust_store(home.signers)
+            peers = [p for p in trust if p.url and p.org != home.org]
+            if org is not None:
+                peers = [p for p in peers if p.org == org]
+                if not peers:
+                    raise ConfigError(f"no peer {org} with a URL; see 'hashfed peer list'")
+            if not peers:
+                print("no peers with a URL to pull from")
+            for peer in peers:
+                assert peer.url is not None
+                with progress_bar(f"pull {peer.org}", unit="entries") as bar:
+                    puller = Puller(
+                        store,
+                        lambda: store.trust_store(home.signers),
+                        own_org=home.org,
+                        clock=time.time,
+                        page_batches=home.config.pull.page_batches,
+                        progress=bar,
+                    )
+                    fetcher = HttpPeer(
+                        session,
+                        peer.url,
+                        home.signers[0],
+                        clock=time.time,
+                        ca_file=peer.ca_file,
+                        page_batches=home.config.pull.page_batches,
+                    )
+                    try:
+                        results = await puller.pull_source(fetcher)
+                    except HashfedError as exc:
+                        store.note_pull(peer.org, now=_stamp(), error=str(exc))
+                        print(f"{peer.org}: pull failed: {exc}", file=sys.stderr)
+                        failed += 1
+                        continue
+                bad = [r for r in results if r.status == "failed"]
+                store.note_pull(
+                    peer.org,
+                    now=_stamp(),
+                    error="; ".join(f"{r.log_id}: {r.detail}" for r in bad) or None,
+                )
+                for r in results:
+                    line = f"{peer.org}: {r.log_id}: {r.status}"
+                    if r.status == "updated":
+                        line += f" {r.old_size} -> {r.new_size} ({r.entries} entries)"
+                    elif r.status in ("up to date", "source behind"):
+                        line += f" at size {r.new_size}"
+                    if r.detail:
+                        line += f": {r.detail}"
+                    print(line, file=sys.stderr if r.status == "failed" else sys.stdout)
+                failed += len(bad)
+        finally:
+            store.close()
+    return EXIT_ERROR if failed else 0
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    return asyncio.run(_pull(_load(args), args.org))
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    home = _load(args)
+
+    async def run() -> int:
+        async with _session(home) as session:
+            lines = await push_logs(home, session, check_org(args.to), now=_stamp())
+        for line in lines:
+            print(line)
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .service import NodeService
+
+    home = _load(args)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def run() -> None:
+        service = NodeService(
+            home,
+            host=args.host,
+            port=args.port,
+            public_urls=tuple(args.public_url or ()),
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            local_port=args.local_port,
+        )
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with service:
+            print(f"serving {home.org} at {service.url}", flush=True)
+            if service.local_bound_port:
+                print(
+                    f"lookup API at http://{home.config.server.local_host}:"
+                    f"{service.local_bound_port}",
+                    flush=True,
+                )
+            await stop.wait()
+        print("stopped", flush=True)
+
+    asyncio.run(run())
+    return 0
+
+
+# -- status ---------------------------------------------------------------------------
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    home = _load(args)
+    with home.open_store() as store:
+        trust = store.trust_store()
+        logs = store.logs()
+        staged = store.staged_collections()
+        active, total = store.record_count()
+        evidence = store.evidence()
+        peer_status = store.peer_status()
+        status = {
+            "org": home.org,
+            "keys": [s.vkey() for s in home.signers],
+            "logs": [
+                {
+                    "org": log.org,
+                    "collection": log.collection,
+                    "own": log.own,
+                    "size": log.size,
+                    "held": log.held,
+                    "readers": sorted(o.org for o in trust if log.log_id in o.readable),
+                }
+                for log in logs
+            ],
+            "staged": {c: n for c, n in staged},
+            "records": {"active": active, "total": total},
+            "peers": [
+                {
+                    "org": o.org,
+                    "url": o.url,
+                    "keys": [v.vkey() for v in o.verifiers],
+                    "accept_push": o.accept_push,
+                    "reads": sorted(o.readable),
+                    "last_success": peer_status[o.org].last_success if o.org in peer_status else None,
+                    "last_error": peer_status[o.org].last_error if o.org in peer_status else None,
+                }
+                for o in trust
+            ],
+            "evidence": [
+                {
+                    "log_id": e.log_id,
+                    "kind": e.kind,
+                    "source": e.source,
+                    "detail": e.detail,
+                    "detected_at": e.detected_at,
+                }
+                for e in evidence
+            ],
+        }
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    print(f"org {home.org}")
+    print(f"merged list: {active} active records ({total} in all)")
+    for c, n in staged:
+        print(f"staged: {n} entries for {home.org}/{c} (not yet published)")
+    print("logs:" if logs else "logs: none yet")
+    for entry in status["logs"]:
+        held = f" (+{entry['held'] - entry['size']} batches in progress)" if entry["held"] > entry["size"] else ""
+        own = "own" if entry["own"] else "held"
+        readers = f"; readers: {', '.join(entry['readers'])}" if entry["readers"] else ""
+        print(f"  {entry['org']}/{entry['collection']}: {own}, size {entry['size']}{held}{readers}")
+    print("peers:" if status["peers"] else "peers: none")
+    for p in status["peers"]:
+        where = p["url"] or "no URL"
+        last = f"; last pull ok {p['last_success']}" if p["last_success"] else ""
+        err = f"; last error: {p['last_error']}" if p["last_error"] else ""
+        print(f"  {p['org']}: {where}{last}{err}")
+    if evidence:
+        print(f"EVIDENCE of misbehaviour: {len(evidence)} record(s)")
+        for e in status["evidence"]:
+            print(f"  {e['detected_at']} {e['log_id']} ({e['kind']}) via {e['source']}: {e['detail']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo()
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.__main__ import main as bench_main
+
+    return bench_main(args.bench_args)
+
+
+# -- the parser ----------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="hashfed", description="Hash-sharing federation node.")
+    parser.add_argument("--home", help="the node's folder (default: $HASHFED_HOME)")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("init", help="make a node: folder, config, key; prints the vkey")
+    p.add_argument("--org", required=True)
+    p.set_defaults(func=cmd_init)
+
+    for name, func, help_ in (
+        ("add", cmd_add, "stage a hash this org vouches for"),
+        ("remove", cmd_remove, "stage the retraction of an earlier add"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("type")
+        p.add_argument("value")
+        if name == "add":
+            p.add_argument("--label", action="append")
+        p.add_argument("--collection")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("opinion", help="stage this org's opinion on a hash")
+    p.add_argument("type")
+    p.add_argument("value")
+    p.add_argument("opinion", choices=["true_positive", "false_positive"])
+    p.add_argument("--collection")
+    p.set_defaults(func=cmd_opinion)
+
+    p = sub.add_parser("import", help="stage CSV lines type,value[,label;label] (- for stdin)")
+    p.add_argument("file")
+    p.add_argument("--collection")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("publish", help="staged entries -> batches -> signed checkpoint")
+    p.set_defaults(func=cmd_publish)
+
+    p = sub.add_parser("serve", help="serve the node's logs and pull peers on a schedule")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--public-url", action="append")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--local-port", type=int, help="lookup API for your own pipeline")
+    p.set_defaults(func=cmd_serve)
+
+    peer = sub.add_parser("peer", help="trusted orgs: keys, URL, grants")
+    peer_sub = peer.add_subparsers(dest="peer_command", required=True, parser_class=_Parser)
+    p = peer_sub.add_parser("add", help="add or update a peer (its keys are replaced)")
+    p.add_argument("org")
+    p.add_argument("--url")
+    p.add_argument("--key", action="append", required=True, help="a vkey; repeat for several")
+    p.add_argument("--grant", action="append", help="an own collection it may read")
+    p.add_argument("--accept-push", action="store_true", help="hold logs it pushes here")
+    p.add_argument("--ca-file", help="CA certificates to verify its https URL with")
+    p.set_defaults(func=cmd_peer_add)
+    p = peer_sub.add_parser("remove")
+    p.add_argument("org")
+    p.set_defaults(func=cmd_peer_remove)
+    p = peer_sub.add_parser("list")
+    p.set_defaults(func=cmd_peer_list)
+
+    for name, func in (("grant", cmd_grant), ("revoke", cmd_revoke)):
+        p = sub.add_parser(name, help=f"{name} a reader's access to a log (org/collection)")
+        p.add_argument("reader")
+        p.add_argument("log")
+        p.set_defaults(func=func)
+
+    keys = sub.add_parser("keys", help="this org's signing keys")
+    keys_sub = keys.add_subparsers(dest="keys_command", required=True, parser_class=_Parser)
+    keys_sub.add_parser("rotate", help="add a new key; prints its vkey").set_defaults(func=cmd_keys_rotate)
+    keys_sub.add_parser("list").set_defaults(func=cmd_keys_list)
+    p = keys_sub.add_parser("remove")
+    p.add_argument("key_id")
+    p.set_defaults(func=cmd_keys_remove)
+
+    p = sub.add_parser("pull", help="pull every log a peer lets us read")
+    p.add_argument("org", nargs="?")
+    p.set_defaults(func=cmd_pull)
+
+    p = sub.add_parser("push", help="upload this org's logs to a host that accepts them")
+    p.add_argument("--to", required=True)
+    p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("status", help="logs, sizes, peers, evidence")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("lookup", help="one hash in the merged list (exit 1 if unknown)")
+    p.add_argument("type")
+    p.add_argument("value")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_lookup)
+
+    p = sub.add_parser("export", help="the active merged list")
+    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("demo", help="three nodes on this machine, end to end")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("bench", help="the benchmark (see BENCHMARKS.md)")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except (CliError, HashfedError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"hashfed: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("hashfed: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""The node's configuration: one frozen object, loaded once from ``config.toml``, passed down.
+
+Unknown keys are an error (a typo must not silently fall back to a default); units are in
+the names. Peers, keys and grants are not here: they change while the node runs, so they
+live in the store and the CLI edits them there (``hashfed peer add``, ``grant``, …).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from keys.errors import ConfigError
+from protocol.names import check_collection, check_org
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+class ServerConfig(BaseModel):
+    """Where the node listens. ``public_urls`` are the URLs peers use to reach it; their
+    authorities are the only ones a signed request may name (PROTOCOL §6)."""
+
+    model_config = _FROZEN
+
+    host: str = "127.0.0.1"
+    port: Port = 8470
+    public_urls: tuple[str, ...] = ()
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    # The node's own lookup API for its matching pipeline: loopback only by default.
+    local_host: str = "127.0.0.1"
+    local_port: Port | None = None
+    local_token: str | None = None
+
+
+class LimitsConfig(BaseModel):
+    """What keeps a node up under hostile or broken clients. The defaults let a small NGO
+    run unchanged and never slow an honest pull of a million entries."""
+
+    model_config = _FROZEN
+
+    # One push page: the largest batch is 4 MiB, so 64 MiB holds sixteen of the largest.
+    max_body_bytes: PositiveInt = 64 * 1024 * 1024
+    # Batches served per GET page (at 10,000 entries a batch, 640,000 entries).
+    max_page_batches: PositiveInt = 64
+    # The whole request head must arrive within this (aiohttp has no such timeout).
+    header_timeout_s: PositiveFloat = 10.0
+    # An idle keep-alive connection is closed after this.
+    idle_timeout_s: PositiveFloat = 75.0
+    max_connections_per_address: PositiveInt = 32
+    # Per key, after the signature verifies: a token bucket.
+    requests_per_second_per_key: PositiveFloat = 50.0
+    burst_per_key: PositiveInt = 200
+    # Per client address, before verification, as a backstop: ten times a key's rate.
+    requests_per_second_per_address: PositiveFloat = 500.0
+    burst_per_address: PositiveInt = 2000
+    # RFC 9421 `created` may be this far from our clock; nonces are kept this long.
+    signature_window_s: PositiveInt = 300
+    # Nonces remembered per key within the window; past it the key gets 429, never a replay.
+    max_nonces_per_key: PositiveInt = 100_000
+
+
+class PullConfig(BaseModel):
+    """How ``serve`` keeps in sync with peers, and how the puller pages."""
+
+    model_config = _FROZEN
+
+    interval_s: PositiveFloat = 300.0
+    jitter_s: Annotated[float, Field(ge=0)] = 30.0
+    backoff_initial_s: PositiveFloat = 10.0
+    backoff_max_s: PositiveFloat = 3600.0
+    page_batches: PositiveInt = 8
+    timeout_s: PositiveFloat = 120.0
+
+
+class NodeConfig(BaseModel):
+    model_config = _FROZEN
+
+    org: str
+    default_collection: str = "default"
+    server: ServerConfig = ServerConfig()
+    limits: LimitsConfig = LimitsConfig()
+    pull: PullConfig = PullConfig()
+
+    @field_validator("org")
+    @classmethod
+    def _org(cls, value: str) -> str:
+        return check_org(value)
+
+    @field_validator("default_collection")
+    @classmethod
+    def _collection(cls, value: str) -> str:
+        return check_collection(value)
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and validate ``config.toml``; ConfigError naming the file and the field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"no config at {path}; run 'hashfed init' first") from exc
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from exc
+    try:
+        return NodeConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top)"
+        raise ConfigError(f"{path}: {where}: {first['msg']}") from exc
+    except Exception as exc:  # a validator's ProtocolError
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def render_config(org: str) -> str:
+    """The config file ``init`` writes: every setting, commented, at its default."""
+    limits = LimitsConfig()
+    pull = PullConfig()
+    lines = [
+        "# hashfed node configuration. Unknown keys are an error.",
+        f'org = "{org}"',
+        'default_collection = "default"',
+        "",
+        "[server]",
+        'host = "127.0.0.1"',
+        "port = 8470",
+        '# public_urls = ["https://hashfed.example.org"]   # the URLs peers use to reach you',
+        '# tls_cert = "cert.pem"',
+        '# tls_key = "key.pem"',
+        "# local_port = 8471                              # lookup API for your own pipeline",
+        '# local_token = "a long random secret"',
+        "",
+        "[limits]",
+    ]
+    lines += [f"# {name} = {value!r}" for name, value in limits.model_dump().items()]
+    lines += ["", "[pull]"]
+    lines += [f"# {name} = {value!r}" for name, value in pull.model_dump().items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,182 @@
+"""Connection-level limits aiohttp does not have: a deadline for the request head, and a
+cap on concurrent connections per client address.
+
+aiohttp waits for a request head for as long as the client keeps sending bytes, so a client
+that sends one header line per second holds a connection forever (slowloris). Here every
+connection goes through ``_GuardedProtocol``, a thin wrapper around aiohttp's own protocol:
+
+- a connection must deliver a complete request head (up to the blank line) within
+  ``header_timeout_s`` of its first byte, and of being opened; otherwise it is closed;
+- after the head, the clock stops (bodies may be large and slow); it is armed again when
+  the server starts writing the response, for the next request on a keep-alive connection
+  (idle keep-alive connections are aiohttp's ``keepalive_timeout``);
+- a client address with ``max_connections_per_address`` open connections has further ones
+  closed at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+from aiohttp import web
+
+_HEAD_END = b"\r\n\r\n"
+
+
+class _WatchedTransport(asyncio.Transport):
+    """The real transport, with writes reported to the guard (a response has started)."""
+
+    def __init__(self, inner: asyncio.Transport, on_write: Any) -> None:
+        super().__init__()
+        self._inner = inner
+        self._on_write = on_write
+
+    def write(self, data: Any) -> None:
+        self._on_write()
+        self._inner.write(data)
+
+    def writelines(self, list_of_data: Any) -> None:
+        self._on_write()
+        self._inner.writelines(list_of_data)
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("write", "writelines", "_inner", "_on_write", "__class__"):
+            return object.__getattribute__(self, name)
+        return getattr(object.__getattribute__(self, "_inner"), name)
+
+
+class _GuardedProtocol(asyncio.Protocol):
+    def __init__(self, inner: Any, guard: ConnectionGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        self._transport: asyncio.Transport | None = None
+        self._address: str | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._in_head = True  # waiting for (the rest of) a request head
+        self._tail = b""
+
+    # -- the deadline -------------------------------------------------------------
+
+    def _arm(self) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(
+                self._guard.header_timeout_s, self._expire
+            )
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _expire(self) -> None:
+        self._timer = None
+        if self._transport is not None and not self._transport.is_closing():
+            self._guard.timeouts += 1
+            self._transport.abort()
+
+    def _response_started(self) -> None:
+        if not self._in_head:
+            self._in_head = True
+            self._tail = b""
+
+    # -- asyncio.Protocol ------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        peer = transport.get_extra_info("peername")
+        self._address = peer[0] if isinstance(peer, tuple) and peer else "?"
+        counts = self._guard.open_by_address
+        if counts[self._address] >= self._guard.max_connections_per_address:
+            self._guard.refused += 1
+            self._address = None
+            transport.abort()
+            return
+        counts[self._address] += 1
+        self._arm()
+        self._inner.connection_made(_WatchedTransport(transport, self._response_started))
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            window = self._tail + data
+            if _HEAD_END in window:
+                self._in_head = False
+                self._disarm()
+            else:
+                self._tail = window[-3:]
+                self._arm()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        if self._address is not None:
+            counts = self._guard.open_by_address
+            counts[self._address] -= 1
+            if counts[self._address] <= 0:
+                del counts[self._address]
+            self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+
+class ConnectionGuard:
+    def __init__(self, *, header_timeout_s: float, max_connections_per_address: int) -> None:
+        self.header_timeout_s = header_timeout_s
+        self.max_connections_per_address = max_connections_per_address
+        self.open_by_address: Counter[str] = Counter()
+        self.timeouts = 0
+        self.refused = 0
+
+
+class GuardedSite(web.BaseSite):
+    """A TCP site whose connections pass through ``ConnectionGuard``."""
+
+    def __init__(
+        self,
+        runner: web.BaseRunner,
+        host: str,
+        port: int,
+        *,
+        ssl_context: Any = None,
+        header_timeout_s: float,
+        max_connections_per_address: int,
+        backlog: int = 128,
+    ) -> None:
+        super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
+        self._host = host
+        self._port = port
+        self.bound_port = port
+        self.guard = ConnectionGuard(
+            header_timeout_s=header_timeout_s,
+            max_connections_per_address=max_connections_per_address,
+        )
+
+    @property
+    def name(self) -> str:
+        scheme = "https" if self._ssl_context else "http"
+        return f"{scheme}://{self._host}:{self.bound_port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server = self._runner.server
+        assert server is not None
+        guard = self.guard
+        self._server = await asyncio.get_running_loop().create_server(
+            lambda: _GuardedProtocol(server(), guard),
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            reuse_address=True,
+        )
+        if self._server.sockets:
+            self.bound_port = self._server.sockets[0].getsockname()[1]

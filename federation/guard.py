@@ -1,0 +1,96 @@
+"""Stateful request checks that the pure verifier leaves to the server: nonce replay,
+per-key and per-address rate limits. Time is passed in (``now``), so tests need no sleeps.
+
+Nonces: one is recorded only after its request's signature verifies; it is never forgotten
+while its ``created`` is inside the window (so an exact replay is always caught), and a key
+that sends more than its cap within the window gets 429 rather than an eviction
+(PROTOCOL §6). Memory is bounded by keys × cap, and keys are the trust store's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+
+class ReplayError(Exception):
+    """The nonce was already used by this key inside the window."""
+
+
+class NonceCapacityError(Exception):
+    """The key has used its whole nonce budget for the window: answer 429."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many requests from this key; retry in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+class NonceCache:
+    """Per key, the nonces seen within the window, oldest first."""
+
+    def __init__(self, *, window_s: int, max_per_key: int) -> None:
+        self.window_s = window_s
+        self.max_per_key = max_per_key
+        self._seen: dict[str, OrderedDict[str, int]] = {}
+
+    def check_and_record(self, key_id: str, nonce: str, created: int, now: float) -> None:
+        seen = self._seen.setdefault(key_id, OrderedDict())
+        self._expire(seen, now)
+        if nonce in seen:
+            raise ReplayError(f"nonce already used by {key_id}")
+        if len(seen) >= self.max_per_key:
+            oldest = next(iter(seen.values()))
+            raise NonceCapacityError(max(1, math.ceil(oldest + self.window_s - now)))
+        seen[nonce] = created
+
+    def _expire(self, seen: OrderedDict[str, int], now: float) -> None:
+        # A request is accepted while |now - created| <= window, so a nonce can be dropped
+        # once created < now - window: a replay of it would be refused as too old anyway.
+        # Entries arrive roughly in created order; expire from the front while they are old.
+        horizon = now - self.window_s
+        while seen:
+            nonce, created = next(iter(seen.items()))
+            if created >= horizon:
+                break
+            del seen[nonce]
+
+    def forget_key(self, key_id: str) -> None:
+        self._seen.pop(key_id, None)
+
+    def __len__(self) -> int:
+        return sum(len(seen) for seen in self._seen.values())
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    stamp: float
+
+
+@dataclass
+class RateLimiter:
+    """Token buckets by name (a key id or a client address)."""
+
+    rate_per_s: float
+    burst: int
+    max_names: int = 100_000
+    _buckets: OrderedDict[str, _Bucket] = field(default_factory=OrderedDict)
+
+    def take(self, name: str, now: float) -> float:
+        """Spend one token; returns 0 when allowed, else the seconds until one is free."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            bucket = _Bucket(tokens=float(self.burst), stamp=now)
+            self._buckets[name] = bucket
+            if len(self._buckets) > self.max_names:
+                self._buckets.popitem(last=False)  # the least recently used
+        else:
+            self._buckets.move_to_end(name)
+            elapsed = max(0.0, now - bucket.stamp)
+            bucket.tokens = min(float(self.burst), bucket.tokens + elapsed * self.rate_per_s)
+            bucket.stamp = now
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return 0.0
+        return (1.0 - bucket.tokens) / self.rate_per_s

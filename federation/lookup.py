@@ -1,0 +1,87 @@
+"""The lookup API for the node's own matching pipeline, on its own listener (loopback by
+default, optionally behind a bearer token). Not for peers: they get logs, not answers.
+
+    GET  /v1/hashes/{type}/{value}   the merged record (as ``lookup --json``), or 404
+    POST /v1/lookup                  {"hashes": [{"type": …, "value": …}, …]} (≤ 10,000)
+                                     → {"results": [record or null, …]} in the same order
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+
+from aiohttp import web
+
+from keys.errors import ProtocolError
+from protocol.hashtypes import normalise
+
+from .node import NODE, Node
+from .problems import Problem, problem_middleware
+
+MAX_LOOKUP_HASHES = 10_000
+MAX_LOOKUP_BODY = 8 * 1024 * 1024
+
+TOKEN = web.AppKey("token", str)
+
+
+@web.middleware
+async def token_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    token = request.app.get(TOKEN)
+    if token:
+        given = request.headers.get("Authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            raise Problem(
+                401, "bad-token", "a valid bearer token is required",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+    return await handler(request)
+
+
+async def get_hash(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    try:
+        type_ = request.match_info["type"]
+        value = normalise(type_, request.match_info["value"])
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
+    record = node.store.lookup(type_, value)
+    if record is None:
+        raise Problem(404, "unknown-hash", f"{type_} {value} is not in the merged list")
+    return web.json_response(record.to_json_obj())
+
+
+async def post_lookup(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    try:
+        body = json.loads(await request.read())
+    except ValueError as exc:
+        raise Problem(400, "malformed", "the body is not JSON") from exc
+    hashes = body.get("hashes") if isinstance(body, dict) else None
+    if not isinstance(hashes, list) or set(body) != {"hashes"}:
+        raise Problem(400, "malformed", 'the body must be {"hashes": [...]}')
+    if len(hashes) > MAX_LOOKUP_HASHES:
+        raise Problem(413, "too-many-hashes", f"at most {MAX_LOOKUP_HASHES} hashes per request")
+    wanted = []
+    for i, item in enumerate(hashes):
+        if not isinstance(item, dict) or set(item) != {"type", "value"}:
+            raise Problem(400, "malformed", f"hashes[{i}] must be {{\"type\", \"value\"}}")
+        try:
+            wanted.append((item["type"], normalise(str(item["type"]), str(item["value"]))))
+        except ProtocolError as exc:
+            raise Problem(400, "malformed", f"hashes[{i}]: {exc}") from exc
+    records = node.store.lookup_many(wanted)
+    results = [None if r is None else r.to_json_obj() for r in records]
+    return web.json_response({"results": results})
+
+
+def create_lookup_app(node: Node, *, token: str | None) -> web.Application:
+    app = web.Application(
+        middlewares=[problem_middleware, token_middleware], client_max_size=MAX_LOOKUP_BODY
+    )
+    app[NODE] = node
+    if token:
+        app[TOKEN] = token
+    app.router.add_get("/v1/hashes/{type}/{value}", get_hash)
+    app.router.add_post("/v1/lookup", post_lookup)
+    return app

@@ -1,0 +1,62 @@
+"""The merge layer (PROTOCOL §8): apply a log's entries, in log order, to the merged list.
+
+State is one row per (hash, log) in ``contributions``: whether that log's ``add`` is active,
+with which labels, and that log's opinion. Each row is a pure function of that log's
+entries, so the merged list depends only on which log prefixes the node holds, never on
+the order in which it pulled them.
+
+Within a page, entries are applied sorted by (type, value) with a *stable* sort: entries on
+the same hash keep their log order, and entries on different hashes touch different rows and
+commute, so the result is the same as applying them one by one, with B-tree friendly writes.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from itertools import groupby
+from operator import attrgetter
+
+from protocol.entries import Entry
+
+LABEL_SEPARATOR = ";"  # no label can contain it (PROTOCOL §1)
+
+_ADD = (
+    "INSERT INTO contributions (type, value, log, active, labels, opinion)"
+    " VALUES (?, ?, ?, 1, ?, NULL)"
+    " ON CONFLICT (type, value, log) DO UPDATE SET active = 1, labels = excluded.labels"
+)
+_REMOVE = (
+    "UPDATE contributions SET active = 0, labels = ''"
+    " WHERE type = ? AND value = ? AND log = ?"
+)
+# A retracted contribution with no opinion says nothing any more: drop its row.
+_DROP_EMPTY = (
+    "DELETE FROM contributions"
+    " WHERE type = ? AND value = ? AND log = ? AND active = 0 AND opinion IS NULL"
+)
+_OPINION = (
+    "INSERT INTO contributions (type, value, log, active, labels, opinion)"
+    " VALUES (?, ?, ?, 0, '', ?)"
+    " ON CONFLICT (type, value, log) DO UPDATE SET opinion = excluded.opinion"
+)
+
+_hash_key = attrgetter("type", "value")
+
+
+def apply_entries(conn: sqlite3.Connection, log: int, entries: Iterable[Entry]) -> None:
+    """Apply entries of one log, in log order. Call inside the page's transaction."""
+    ordered = sorted(entries, key=_hash_key)
+    for op, run in groupby(ordered, key=attrgetter("op")):
+        if op == "add":
+            conn.executemany(
+                _ADD, [(e.type, e.value, log, LABEL_SEPARATOR.join(e.labels)) for e in run]
+            )
+        elif op == "remove":
+            keys = [(e.type, e.value, log) for e in run]
+            conn.executemany(_REMOVE, keys)
+            conn.executemany(_DROP_EMPTY, keys)
+        elif op == "opinion":
+            conn.executemany(_OPINION, [(e.type, e.value, log, e.opinion) for e in run])
+        else:  # decode_batch admits no other op; fail closed if one slips through
+            raise ValueError(f"unknown op {op!r}")

@@ -1,0 +1,95 @@
+"""A running node's shared state: its home (config, keys), its store connections, the trust
+store, and the request guards.
+
+The trust store is re-read whenever the database changed under us (``PRAGMA data_version``),
+so a ``hashfed peer add``/``grant``/``revoke`` run from another process takes effect on the
+next request, with no restart and no polling thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from aiohttp import web
+
+from keys import TrustStore
+
+from .guard import NonceCache, RateLimiter
+from .home import Home
+from .store import Store
+
+Clock = Callable[[], float]
+
+_LOOPBACK_OR_ANY = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}
+
+
+def authority_of(url: str) -> str:
+    """The RFC 9421 @authority of a URL: lower-case host, default port dropped."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    if parts.port is None or parts.port == default:
+        return host
+    return f"{host}:{parts.port}"
+
+
+class Node:
+    def __init__(self, home: Home, *, clock: Clock = time.time) -> None:
+        self.home = home
+        self.config = home.config
+        self.org = home.org
+        self.signers = home.signers
+        self.clock = clock
+        self.store = home.open_store()  # the event loop's connection: reads
+        self.writer = home.open_store()  # commits, run in a worker thread under write_lock
+        self.write_lock = asyncio.Lock()
+        limits = self.config.limits
+        self.nonces = NonceCache(
+            window_s=limits.signature_window_s, max_per_key=limits.max_nonces_per_key
+        )
+        self.key_limiter = RateLimiter(limits.requests_per_second_per_key, limits.burst_per_key)
+        self.address_limiter = RateLimiter(
+            limits.requests_per_second_per_address, limits.burst_per_address
+        )
+        self.authorities: frozenset[str] = frozenset(
+            authority_of(url) for url in self.config.server.public_urls
+        )
+        self._trust: TrustStore | None = None
+        self._trust_version = -1
+
+    def trust(self) -> TrustStore:
+        version = self.store.data_version()
+        if self._trust is None or version != self._trust_version:
+            self._trust = self.store.trust_store(self.signers)
+            self._trust_version = version
+        return self._trust
+
+    def invalidate_trust(self) -> None:
+        """Force a reload (after a change made through this node's own connections)."""
+        self._trust = None
+
+    def listening_on(self, host: str, port: int, *, tls: bool) -> None:
+        """Add the authorities of the bound listener (PROTOCOL §6): its host:port, and
+        127.0.0.1:port and localhost:port when it listens on loopback or a wildcard."""
+        scheme = "https" if tls else "http"
+        hosts = {host}
+        if host in _LOOPBACK_OR_ANY:
+            hosts |= {"127.0.0.1", "localhost"}
+        bound = {authority_of(f"{scheme}://{_bracket(h)}:{port}") for h in hosts if h}
+        self.authorities = self.authorities | frozenset(bound)
+
+    def close(self) -> None:
+        self.store.close()
+        self.writer.close()
+
+
+NODE = web.AppKey("node", Node)
+
+
+def _bracket(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -1,0 +1,118 @@
+"""Publishing: staged entries → batches → leaves and tree state → signed checkpoint.
+
+The order is PROTOCOL §5's crash rule. Each batch is stored (bytes, leaf hash, merged
+entries, new right edge) and its entries unstaged in one transaction; only then is the tree
+signed, and the checkpoint stored in another. A crash before the signature leaves a tree
+that the next ``publish`` signs as it is; since the leaves are already durable, no size can
+ever be signed with two roots. ``Store.accept_checkpoint`` refuses a second root anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from keys import Signer
+from protocol.batch import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, decode_batch, encode_batch
+from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.entries import Entry
+from protocol.merkle import leaf_hash
+from protocol.names import make_log_id
+
+from .store import LogState, Store
+
+# Room kept for the batch's own keys ("collection", "created", "index", ...).
+_HEADER_ROOM = 512
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class Published:
+    log_id: str
+    size: int
+    new_batches: int
+    new_entries: int
+
+
+def _entry_size_bound(entry: Entry) -> int:
+    """An upper bound on the entry's canonical JSON length, without serialising it."""
+    labels = sum(len(label) + 3 for label in entry.labels)
+    return 64 + len(entry.type) + len(entry.value) + labels + len(entry.opinion or "")
+
+
+def chunk_entries(entries: Iterable[tuple[int, Entry]]) -> Iterator[list[tuple[int, Entry]]]:
+    """Split (seq, entry) pairs into batches of at most 10,000 entries and 4 MiB."""
+    chunk: list[tuple[int, Entry]] = []
+    size = _HEADER_ROOM
+    for item in entries:
+        bound = _entry_size_bound(item[1]) + 1
+        if chunk and (len(chunk) == MAX_BATCH_ENTRIES or size + bound > MAX_BATCH_BYTES):
+            yield chunk
+            chunk, size = [], _HEADER_ROOM
+        chunk.append(item)
+        size += bound
+    if chunk:
+        yield chunk
+
+
+def publish(
+    store: Store,
+    signers: Sequence[Signer],
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+) -> list[Published]:
+    """Publish everything staged, in every collection, and sign each log that grew.
+
+    Also signs an own log whose stored tree is ahead of its checkpoint (a crash between
+    storing and signing). Returns one ``Published`` per log that got a new checkpoint.
+    """
+    org = signers[0].name
+    grown: dict[str, tuple[int, int]] = {}
+    for collection, _count in store.staged_collections():
+        batches = entries = 0
+        for chunk in chunk_entries(store.iter_staged(collection)):
+            _store_batch(store, org, collection, chunk, now)
+            batches += 1
+            entries += len(chunk)
+            if progress is not None:
+                progress(len(chunk))
+        grown[make_log_id(org, collection)] = (batches, entries)
+
+    published = []
+    for log in store.logs():
+        if log.own and log.held > log.size:
+            log = _sign(store, log, signers)
+            batches, entries = grown.get(log.log_id, (0, 0))
+            published.append(Published(log.log_id, log.size, batches, entries))
+    return published
+
+
+def _store_batch(
+    store: Store, org: str, collection: str, chunk: list[tuple[int, Entry]], now: datetime
+) -> None:
+    with store.transaction():
+        log = store.ensure_log(org, collection, own=True)
+        data = encode_batch(
+            org=org,
+            collection=collection,
+            index=log.held,
+            created=now,
+            entries=[entry for _seq, entry in chunk],
+        )
+        # Verify what we are about to sign exactly as a reader will.
+        batch = decode_batch(data, org=org, collection=collection, index=log.held)
+        leaf = leaf_hash(data)
+        edge = log.held_edge.copy()
+        edge.append(leaf)
+        store.append_batches(log, [batch], [leaf], edge)
+        store.unstage(collection, chunk[-1][0])
+
+
+def _sign(store: Store, log: LogState, signers: Sequence[Signer]) -> LogState:
+    checkpoint = Checkpoint(origin=log.log_id, size=log.held, root=log.held_edge.root())
+    note = sign_checkpoint(checkpoint, signers)
+    with store.transaction():
+        return store.accept_checkpoint(store.log(log.log_id) or log, checkpoint, note)

@@ -1,0 +1,146 @@
+"""Push (PROTOCOL §6): an org with no server of its own uploads its log to a host.
+
+A page is batches S..M-1 with the org's signed checkpoint for some N ≥ M and, where M < N,
+the consistency proof from M to N: verified exactly as a pull verifies a page
+(``protocol.logview.PageVerifier``), then appended all or nothing. Checks, in order:
+403 (caller is not the log's org, or the host does not accept its pushes), 400 (empty body,
+first line without an integer index, missing or malformed header), 409 (S is not the number
+of batches held; the problem carries ``size``), 422 (checkpoint for another log, not signed
+by a trusted key of the org, N < M, or the root or proof fails).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+
+from aiohttp import web
+
+from keys.errors import HashfedError, ProtocolError, StoreError
+from protocol.batch import peek_index
+from protocol.checkpoint import Checkpoint, SignedCheckpoint, verify_checkpoint
+from protocol.logview import PageVerifier, VerifiedPage
+from protocol.merkle import CompactRange
+from protocol.names import make_log_id, parse_log_id
+
+from .auth import BODY, PEER
+from .node import NODE, Node
+from .problems import Problem
+
+CHECKPOINT_HEADER = "Hashfed-Checkpoint"
+PROOF_HEADER = "Hashfed-Proof"
+
+
+def _b64(text: str, what: str) -> bytes:
+    try:
+        return base64.b64decode(text.strip(), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise Problem(400, "malformed", f"{what} is not valid base64") from exc
+
+
+def _split_lines(body: bytes) -> list[bytes]:
+    if not body:
+        raise Problem(400, "malformed", "empty body: send at least one batch")
+    if not body.endswith(b"\n"):
+        raise Problem(400, "malformed", "each batch must be followed by a newline")
+    lines = body[:-1].split(b"\n")
+    if any(not line for line in lines):
+        raise Problem(400, "malformed", "empty line in the body")
+    return lines
+
+
+async def handle_push(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    peer = request[PEER]
+    try:
+        log_id = make_log_id(request.match_info["org"], request.match_info["collection"])
+        org, _collection = parse_log_id(log_id)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
+    trust = node.trust()
+    trusted = trust.get(org)
+    if peer != org:
+        raise Problem(403, "not-the-log-org", f"only {org} may push to {log_id}")
+    if org == node.org or trusted is None or not trusted.accept_push:
+        raise Problem(403, "push-not-accepted", f"this node does not accept pushes from {org}")
+
+    lines = _split_lines(request[BODY])
+    try:
+        start = peek_index(lines[0])
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", f"first batch: {exc}") from exc
+    header = request.headers.get(CHECKPOINT_HEADER)
+    if header is None:
+        raise Problem(400, "malformed", f"missing {CHECKPOINT_HEADER} header")
+    note = _b64(header, CHECKPOINT_HEADER)
+    proof_header = request.headers.get(PROOF_HEADER)
+    proof = (
+        [_b64(part, PROOF_HEADER) for part in proof_header.split(",")]
+        if proof_header is not None and proof_header.strip()
+        else []
+    )
+
+    log = node.store.log(log_id)
+    held = log.held if log is not None else 0
+    if start != held:
+        raise Problem(
+            409,
+            "wrong-start",
+            f"this node holds {held} batches of {log_id}; push from index {held}",
+            size=held,
+        )
+    end = start + len(lines)
+    try:
+        signed = verify_checkpoint(note, log_id=log_id, verifiers=trusted.verifiers)
+    except HashfedError as exc:
+        raise Problem(422, "bad-checkpoint", str(exc)) from exc
+    size = signed.checkpoint.size
+    if size < end:
+        raise Problem(
+            422, "checkpoint-too-small", f"checkpoint size {size} is below the page's end {end}"
+        )
+    if size == end and proof_header is not None:
+        raise Problem(400, "malformed", f"no {PROOF_HEADER} where the page ends at the checkpoint")
+    if size > end and proof_header is None:
+        raise Problem(400, "malformed", f"missing {PROOF_HEADER} header (page ends before {size})")
+
+    edge = log.held_edge if log is not None else None
+    page = await asyncio.to_thread(_verify, log_id, edge, signed.checkpoint, lines, proof)
+    async with node.write_lock:
+        new_size = await asyncio.to_thread(_commit, node, log_id, start, page, signed, note)
+    return web.json_response({"size": new_size}, status=201)
+
+
+def _verify(
+    log_id: str,
+    edge: CompactRange | None,
+    checkpoint: Checkpoint,
+    lines: list[bytes],
+    proof: list[bytes],
+) -> VerifiedPage:
+    verifier = PageVerifier(log_id, edge if edge is not None else CompactRange(), checkpoint)
+    try:
+        return verifier.verify_page(lines, proof)
+    except HashfedError as exc:
+        raise Problem(422, "verification-failed", str(exc)) from exc
+
+
+def _commit(
+    node: Node, log_id: str, start: int, page: VerifiedPage, signed: SignedCheckpoint, note: bytes
+) -> int:
+    store = node.writer
+    org, collection = parse_log_id(log_id)
+    with store.transaction():
+        log = store.ensure_log(org, collection)
+        if log.held != start:  # another push got there first
+            raise Problem(
+                409, "wrong-start", f"this node now holds {log.held} batches", size=log.held
+            )
+        log = store.append_batches(log, page.batches, page.leaves, page.edge)
+        if page.edge.size == signed.checkpoint.size:
+            try:
+                store.accept_checkpoint(log, signed.checkpoint, note)
+            except StoreError as exc:
+                raise Problem(409, "conflict", str(exc)) from exc
+    return page.edge.size

@@ -1,0 +1,147 @@
+"""Records of the merged list, read from ``contributions`` (PROTOCOL §8).
+
+A record is every contribution row of one (type, value): it is active while any row is
+active; its labels are the union of the active rows' labels; its contributors are the active
+rows' logs; its opinions are every row's opinion.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
+
+from protocol.names import make_log_id
+
+from .merge import LABEL_SEPARATOR
+
+LogNames = Callable[[int], tuple[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Contributor:
+    org: str
+    collection: str
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class OpinionOf:
+    org: str
+    collection: str
+    opinion: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    type: str
+    value: str
+    active: bool
+    labels: tuple[str, ...]
+    contributors: tuple[Contributor, ...]
+    opinions: tuple[OpinionOf, ...]
+
+    def to_json_obj(self) -> dict:
+        """The record as ``lookup --json`` and the lookup API print it."""
+        return {
+            "type": self.type,
+            "value": self.value,
+            "active": self.active,
+            "labels": list(self.labels),
+            "contributors": [
+                {"org": c.org, "collection": c.collection, "labels": list(c.labels)}
+                for c in self.contributors
+            ],
+            "opinions": [
+                {"org": o.org, "collection": o.collection, "opinion": o.opinion}
+                for o in self.opinions
+            ],
+        }
+
+    def csv_row(self) -> tuple[str, str, str, str]:
+        """``type,value,labels,contributors`` as ``export --format csv`` writes it."""
+        logs = ";".join(make_log_id(c.org, c.collection) for c in self.contributors)
+        return (self.type, self.value, ";".join(self.labels), logs)
+
+
+def build_record(
+    type_: str, value: str, rows: Iterable[tuple[int, int, str, str | None]], names: LogNames
+) -> Record:
+    """One record from its contribution rows ``(log, active, labels, opinion)``."""
+    contributors: list[Contributor] = []
+    opinions: list[OpinionOf] = []
+    labels: set[str] = set()
+    for log, active, label_text, opinion in rows:
+        org, collection = names(log)
+        if active:
+            own = tuple(label_text.split(LABEL_SEPARATOR)) if label_text else ()
+            labels.update(own)
+            contributors.append(Contributor(org, collection, own))
+        if opinion is not None:
+            opinions.append(OpinionOf(org, collection, opinion))
+    contributors.sort(key=lambda c: (c.org, c.collection))
+    opinions.sort(key=lambda o: (o.org, o.collection))
+    return Record(
+        type=type_,
+        value=value,
+        active=bool(contributors),
+        labels=tuple(sorted(labels)),
+        contributors=tuple(contributors),
+        opinions=tuple(opinions),
+    )
+
+
+def read_record(
+    conn: sqlite3.Connection, names: LogNames, type_: str, value: str
+) -> Record | None:
+    rows = conn.execute(
+        "SELECT log, active, labels, opinion FROM contributions WHERE type = ? AND value = ?",
+        (type_, value),
+    ).fetchall()
+    if not rows:
+        return None
+    return build_record(type_, value, rows, names)
+
+
+_key = itemgetter(0, 1)
+
+
+def read_records(
+    conn: sqlite3.Connection, names: LogNames, *, active_only: bool
+) -> Iterator[Record]:
+    """Every record in (type, value) order, streamed: memory stays flat at any size."""
+    cursor = conn.execute(
+        "SELECT type, value, log, active, labels, opinion FROM contributions"
+        " ORDER BY type, value"
+    )
+    for (type_, value), group in groupby(cursor, key=_key):
+        record = build_record(type_, value, (row[2:] for row in group), names)
+        if record.active or not active_only:
+            yield record
+
+
+_CHUNK = 4000  # pairs per query: two bound parameters each, well under SQLite's limit
+
+
+def read_many(
+    conn: sqlite3.Connection, names: LogNames, wanted: list[tuple[str, str]]
+) -> list[Record | None]:
+    """Records for many (type, value) pairs, in the order asked (None where unknown)."""
+    found: dict[tuple[str, str], list[tuple[int, int, str, str | None]]] = {}
+    for at in range(0, len(wanted), _CHUNK):
+        chunk = wanted[at : at + _CHUNK]
+        rows = ",".join("(?, ?)" for _ in chunk)
+        params = [part for pair in chunk for part in pair]
+        cursor = conn.execute(
+            "SELECT type, value, log, active, labels, opinion FROM contributions"
+            f" WHERE (type, value) IN (VALUES {rows})",
+            params,
+        )
+        for type_, value, *rest in cursor:
+            found.setdefault((type_, value), []).append(tuple(rest))  # type: ignore[arg-type]
+    return [
+        build_record(t, v, found[(t, v)], names) if (t, v) in found else None
+        for t, v in wanted
+    ]

@@ -1,0 +1,171 @@
+"""The node's HTTP API (PROTOCOL §6), on aiohttp.
+
+``create_app(node)`` builds the peer-facing app. Handlers are thin: parse, ask the store,
+map errors. Two middlewares run first: ``problem_middleware`` (every error becomes
+problem+json) and ``auth_middleware`` (RFC 9421 signature, authority, nonce, rate limits);
+after them a handler knows ``request[PEER]``, the verified org of the caller.
+Checks run in the protocol's order: signature (401), the log exists (404), may read (403).
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from keys.errors import ProtocolError
+from protocol.merkle import consistency_proof, encode_proof, inclusion_proof
+from protocol.names import make_log_id, parse_log_id
+
+from .auth import PEER, auth_middleware
+from .node import NODE, Node
+from .problems import Problem, problem_middleware
+from .push import handle_push
+from .store import LogState
+
+PROTOCOL_NAME = "hashfed/1"
+
+_UINT = re.compile(r"0|[1-9][0-9]{0,17}")
+
+
+def query_int(request: web.Request, name: str, *, required: bool = True) -> int | None:
+    """A non-negative decimal query parameter, strictly parsed (400 otherwise)."""
+    values = request.rel_url.query.getall(name, [])
+    if not values:
+        if required:
+            raise Problem(400, "malformed", f"query parameter {name!r} is required")
+        return None
+    if len(values) > 1:
+        raise Problem(400, "malformed", f"query parameter {name!r} is given more than once")
+    if not _UINT.fullmatch(values[0]):
+        raise Problem(400, "malformed", f"query parameter {name!r} must be a decimal integer")
+    return int(values[0])
+
+
+def only_params(request: web.Request, *names: str) -> None:
+    unknown = set(request.rel_url.query) - set(names)
+    if unknown:
+        raise Problem(400, "malformed", f"unknown query parameter {sorted(unknown)[0]!r}")
+
+
+def readable_log(request: web.Request) -> LogState:
+    """The log named in the path, if it exists (404) and the caller may read it (403)."""
+    node = request.app[NODE]
+    try:
+        log_id = make_log_id(request.match_info["org"], request.match_info["collection"])
+        parse_log_id(log_id)
+    except ProtocolError as exc:
+        raise Problem(404, "unknown-log", str(exc)) from exc
+    log = node.store.log(log_id)
+    if log is None or log.checkpoint is None:
+        raise Problem(404, "unknown-log", f"this node holds no log {log_id}")
+    if not node.trust().may_read(request[PEER], log_id):
+        raise Problem(403, "not-a-reader", f"{request[PEER]} may not read {log_id}")
+    return log
+
+
+async def node_info(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    return web.json_response(
+        {
+            "org": node.org,
+            "keys": [signer.vkey() for signer in node.signers],
+            "protocol": PROTOCOL_NAME,
+        }
+    )
+
+
+async def list_logs(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    only_params(request)
+    trust = node.trust()
+    peer = request[PEER]
+    logs = [
+        {
+            "org": log.org,
+            "collection": log.collection,
+            "size": log.size,
+            "checkpoint": log.checkpoint.decode(),
+        }
+        for log in node.store.served_logs()
+        if trust.may_read(peer, log.log_id)
+    ]
+    return web.json_response(logs)
+
+
+async def get_checkpoint(request: web.Request) -> web.Response:
+    only_params(request)
+    log = readable_log(request)
+    assert log.checkpoint is not None
+    return web.Response(body=log.checkpoint, content_type="text/plain", charset="utf-8")
+
+
+async def get_batches(request: web.Request) -> web.StreamResponse:
+    node = request.app[NODE]
+    only_params(request, "start", "end")
+    log = readable_log(request)
+    start = query_int(request, "start")
+    end = query_int(request, "end", required=False)
+    assert start is not None
+    if start > log.size:
+        raise Problem(400, "out-of-range", f"start {start} is past the log's size {log.size}")
+    if end is not None and end < start:
+        raise Problem(400, "out-of-range", f"end {end} is before start {start}")
+    stop = min(end if end is not None else log.size, log.size)
+    stop = min(stop, start + node.config.limits.max_page_batches)
+    response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+    await response.prepare(request)
+    for data in node.store.iter_batches(log, start, stop):
+        await response.write(data + b"\n")
+    await response.write_eof()
+    return response
+
+
+async def get_inclusion(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    only_params(request, "index", "size")
+    log = readable_log(request)
+    index = query_int(request, "index")
+    size = query_int(request, "size")
+    assert index is not None and size is not None
+    if size > log.size:
+        raise Problem(400, "out-of-range", f"size {size} is larger than the log ({log.size})")
+    if index >= size:
+        raise Problem(400, "out-of-range", f"index {index} is not below size {size}")
+    proof = inclusion_proof(index, size, node.store.leaf_hashes(log, size))
+    return web.Response(body=encode_proof(proof), content_type="application/json")
+
+
+async def get_consistency(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    only_params(request, "old", "new")
+    log = readable_log(request)
+    old = query_int(request, "old")
+    new = query_int(request, "new")
+    assert old is not None and new is not None
+    if old == 0:
+        raise Problem(400, "out-of-range", "there is no consistency proof from the empty tree")
+    if old > new:
+        raise Problem(400, "out-of-range", f"old {old} is larger than new {new}")
+    if new > log.size:
+        raise Problem(400, "out-of-range", f"new {new} is larger than the log ({log.size})")
+    proof = consistency_proof(old, new, node.store.leaf_hashes(log, new))
+    return web.Response(body=encode_proof(proof), content_type="application/json")
+
+
+def create_app(node: Node) -> web.Application:
+    """The peer-facing application. Resources are the caller's (``Node``)."""
+    app = web.Application(
+        middlewares=[problem_middleware, auth_middleware],
+        client_max_size=node.config.limits.max_body_bytes,
+    )
+    app[NODE] = node
+    base = "/v1/logs/{org}/{collection}"
+    app.router.add_get("/v1/node", node_info)
+    app.router.add_get("/v1/logs", list_logs)
+    app.router.add_get(base + "/checkpoint", get_checkpoint)
+    app.router.add_get(base + "/batches", get_batches)
+    app.router.add_post(base + "/batches", handle_push)
+    app.router.add_get(base + "/proof/inclusion", get_inclusion)
+    app.router.add_get(base + "/proof/consistency", get_consistency)
+    return app

@@ -1,0 +1,157 @@
+"""Running a node: the peer listener (optionally TLS), the local lookup listener, and the
+sync scheduler, started and stopped together.
+
+    async with NodeService(home) as service:
+        ...                # service.url is where peers reach it
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+from keys.errors import ConfigError
+
+from .home import Home
+from .lookup import create_lookup_app
+from .node import Node
+from .server import create_app
+from .sync import SyncScheduler
+from .transport import HttpPeer
+
+log = logging.getLogger(__name__)
+
+
+def server_ssl_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from exc
+    return context
+
+
+class NodeService:
+    """A node's listeners and background pulls. Use as an async context manager."""
+
+    def __init__(
+        self,
+        home: Home,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        public_urls: tuple[str, ...] = (),
+        tls_cert: str | None = None,
+        tls_key: str | None = None,
+        local_port: int | None = None,
+        sync: bool = True,
+        node: Node | None = None,
+    ) -> None:
+        server = home.config.server
+        self.home = home
+        self.host = host if host is not None else server.host
+        self.port = port if port is not None else server.port
+        self.tls_cert = tls_cert or server.tls_cert
+        self.tls_key = tls_key or server.tls_key
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("TLS needs both a certificate and a key")
+        self.local_port = local_port if local_port is not None else server.local_port
+        self.sync = sync
+        self.node = node or Node(home)
+        if public_urls:
+            from .node import authority_of
+
+            self.node.authorities |= frozenset(authority_of(u) for u in public_urls)
+        self._runner: web.AppRunner | None = None
+        self._local_runner: web.AppRunner | None = None
+        self.session: aiohttp.ClientSession | None = None
+        self.scheduler: SyncScheduler | None = None
+        self.bound_port = 0
+        self.local_bound_port = 0
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.tls_cert else "http"
+        host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"{scheme}://{host}:{self.bound_port}"
+
+    async def start(self) -> None:
+        limits = self.home.config.limits
+        context = server_ssl_context(self.tls_cert, self.tls_key) if self.tls_cert else None
+        app = create_app(self.node)
+        self._runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=limits.idle_timeout_s, handle_signals=False
+        )
+        await self._runner.setup()
+        from .connguard import GuardedSite
+
+        site = GuardedSite(
+            self._runner,
+            self.host,
+            self.port,
+            ssl_context=context,
+            header_timeout_s=limits.header_timeout_s,
+            max_connections_per_address=limits.max_connections_per_address,
+        )
+        await site.start()
+        self.bound_port = site.bound_port
+        self.node.listening_on(self.host, self.bound_port, tls=context is not None)
+        if self.local_port is not None:
+            server = self.home.config.server
+            self._local_runner = web.AppRunner(
+                create_lookup_app(self.node, token=server.local_token),
+                access_log=None,
+                handle_signals=False,
+            )
+            await self._local_runner.setup()
+            local = web.TCPSite(self._local_runner, server.local_host, self.local_port)
+            await local.start()
+            self.local_bound_port = self._local_runner.addresses[0][1]
+        timeout = aiohttp.ClientTimeout(total=self.home.config.pull.timeout_s, sock_connect=10)
+        self.session = aiohttp.ClientSession(timeout=timeout)
+        if self.sync:
+            self.scheduler = SyncScheduler(self.node, self.session)
+            self.scheduler.start()
+
+    async def stop(self) -> None:
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        if self.session is not None:
+            await self.session.close()
+        if self._local_runner is not None:
+            await self._local_runner.cleanup()
+        if self._runner is not None:
+            await self._runner.cleanup()
+        self.node.close()
+
+    async def __aenter__(self) -> NodeService:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def peer(self, url: str, *, ca_file: str | None = None) -> HttpPeer:
+        """A signed client to another node, sharing this service's session."""
+        assert self.session is not None
+        return HttpPeer(
+            self.session,
+            url,
+            self.node.signers[0],
+            clock=self.node.clock,
+            ca_file=ca_file,
+            page_batches=self.home.config.pull.page_batches,
+        )
+
+
+def resolve(path: Path) -> str:
+    return str(path.expanduser().resolve())

@@ -1,0 +1,524 @@
+"""The node's SQLite store: logs, batch bytes verbatim, tree state, the merged list,
+peers and grants, and evidence of equivocation.
+
+One file, WAL mode, schema by numbered migrations (``_schema.py``). Every unit of work
+(a publish, one pulled or pushed page, a peer change) is one ``transaction()``: either all
+of it is stored or none. Batch and checkpoint bytes are stored exactly as received and served
+back unchanged, so a reader always verifies the origin's bytes, never a re-serialisation.
+
+The connection runs in autocommit mode and transactions are explicit ``BEGIN IMMEDIATE``,
+so a writer takes the write lock up front instead of failing half-way on a busy database.
+A ``Store`` belongs to one thread at a time; open a second one for another thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import sqlite_utils
+
+from keys import Signer, TrustedOrg, TrustStore, Verifier
+from keys.errors import ConfigError, ProtocolError, StoreError
+from protocol.batch import Batch
+from protocol.checkpoint import Checkpoint
+from protocol.entries import Entry
+from protocol.merkle import EMPTY_ROOT, CompactRange, root_hash
+from protocol.names import check_org, make_log_id, parse_log_id
+
+from . import merge
+from .merge import LABEL_SEPARATOR
+from ._schema import MIGRATIONS
+from .records import Record, read_many, read_record, read_records
+
+BUSY_TIMEOUT_MS = 30_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogState:
+    """One row of ``logs``: what this node holds of one log."""
+
+    id: int
+    org: str
+    collection: str
+    own: bool
+    size: int
+    root: bytes
+    checkpoint: bytes | None
+    edge: CompactRange
+    held: int
+    held_edge: CompactRange
+
+    @property
+    def log_id(self) -> str:
+        return make_log_id(self.org, self.collection)
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    id: int
+    log_id: str
+    kind: str
+    size: int | None
+    ours: bytes | None
+    theirs: bytes | None
+    source: str | None
+    detail: str
+    detected_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerStatus:
+    org: str
+    last_attempt: str | None
+    last_success: str | None
+    last_error: str | None
+    failures: int
+
+
+class Store:
+    """The node's database. Open with ``Store(path)``; close with ``close()``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+        self._log_names: dict[int, tuple[str, str]] = {}
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions and schema ---------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One unit of work: all of it is committed, or none (on any exception)."""
+        if self.conn.in_transaction:
+            raise StoreError("nested transaction")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+        except BaseException:
+            self.conn.execute("ROLLBACK")
+            raise
+        else:
+            self.conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self.transaction():
+            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the store {self.path} has schema version {version}, newer than this "
+                    f"hashfed knows ({len(MIGRATIONS)}); upgrade hashfed"
+                )
+            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                migration(self.db)
+                self.conn.execute(f"PRAGMA user_version = {number}")
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap 'reload?' signal."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    # -- logs ----------------------------------------------------------------------
+
+    def _row_to_log(self, row: sqlite3.Row | tuple) -> LogState:
+        (id_, org, collection, own, size, root, checkpoint, edge, held, held_edge) = row
+        return LogState(
+            id=id_,
+            org=org,
+            collection=collection,
+            own=bool(own),
+            size=size,
+            root=root,
+            checkpoint=checkpoint,
+            edge=CompactRange.from_bytes(size, edge),
+            held=held,
+            held_edge=CompactRange.from_bytes(held, held_edge),
+        )
+
+    _LOG_COLUMNS = "id, org, collection, own, size, root, checkpoint, edge, held, held_edge"
+
+    def log(self, log_id: str) -> LogState | None:
+        org, collection = parse_log_id(log_id)
+        row = self.conn.execute(
+            f"SELECT {self._LOG_COLUMNS} FROM logs WHERE org = ? AND collection = ?",
+            (org, collection),
+        ).fetchone()
+        return None if row is None else self._row_to_log(row)
+
+    def logs(self) -> list[LogState]:
+        rows = self.conn.execute(
+            f"SELECT {self._LOG_COLUMNS} FROM logs ORDER BY org, collection"
+        ).fetchall()
+        return [self._row_to_log(row) for row in rows]
+
+    def served_logs(self) -> list[LogState]:
+        """Logs with a complete checkpoint: the ones this node may serve at all."""
+        return [log for log in self.logs() if log.checkpoint is not None]
+
+    def ensure_log(self, org: str, collection: str, *, own: bool = False) -> LogState:
+        """The log's row, created empty if new. Call inside a transaction."""
+        log = self.log(make_log_id(org, collection))
+        if log is not None:
+            return log
+        self.conn.execute(
+            "INSERT INTO logs (org, collection, own, size, root, checkpoint, edge, held,"
+            " held_edge) VALUES (?, ?, ?, 0, ?, NULL, x'', 0, x'')",
+            (org, collection, int(own), EMPTY_ROOT),
+        )
+        created = self.log(make_log_id(org, collection))
+        assert created is not None
+        return created
+
+    def log_name(self, log_row_id: int) -> tuple[str, str]:
+        """(org, collection) of a log's row id, cached: rows are never renamed."""
+        name = self._log_names.get(log_row_id)
+        if name is None:
+            row = self.conn.execute(
+                "SELECT org, collection FROM logs WHERE id = ?", (log_row_id,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no log with row id {log_row_id}")
+            name = self._log_names[log_row_id] = (row[0], row[1])
+        return name
+
+    # -- batches and tree state ------------------------------------------------------
+
+    def leaf_hashes(self, log: LogState, size: int) -> list[bytes]:
+        """Leaf hashes of batches 0..size-1, in order (trees are one leaf per batch,
+        so even a log of a hundred million entries has only ten thousand leaves)."""
+        if size > log.held:
+            raise StoreError(f"{log.log_id}: asked for {size} leaves, hold {log.held}")
+        rows = self.conn.execute(
+            "SELECT leaf FROM batches WHERE log = ? AND idx < ? ORDER BY idx",
+            (log.id, size),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def root_at(self, log: LogState, size: int) -> bytes:
+        """The root of the first ``size`` leaves this node holds of a log."""
+        if size == log.size:
+            return log.root
+        return root_hash(self.leaf_hashes(log, size))
+
+    def iter_batches(self, log: LogState, start: int, end: int) -> Iterator[bytes]:
+        """Batch bytes verbatim for indices start..end-1 (end clipped to what is held)."""
+        cursor = self.conn.execute(
+            "SELECT data FROM batches WHERE log = ? AND idx >= ? AND idx < ? ORDER BY idx",
+            (log.id, start, min(end, log.held)),
+        )
+        for (data,) in cursor:
+            yield data
+
+    def append_batches(
+        self, log: LogState, batches: Sequence[Batch], leaves: Sequence[bytes], edge: CompactRange
+    ) -> LogState:
+        """Store verified batches at ``log.held`` and merge their entries.
+
+        Call inside a transaction. ``edge`` is the compact range after the last of them.
+        The served checkpoint does not move; ``accept_checkpoint`` moves it.
+        """
+        if not batches:
+            return log
+        if batches[0].index != log.held or edge.size != log.held + len(batches):
+            raise StoreError(
+                f"{log.log_id}: page starts at {batches[0].index}, store holds {log.held}"
+            )
+        self.conn.executemany(
+            "INSERT INTO batches (log, idx, leaf, data) VALUES (?, ?, ?, ?)",
+            [(log.id, b.index, leaf, b.data) for b, leaf in zip(batches, leaves, strict=True)],
+        )
+        merge.apply_entries(
+            self.conn, log.id, (entry for batch in batches for entry in batch.entries)
+        )
+        self.conn.execute(
+            "UPDATE logs SET held = ?, held_edge = ? WHERE id = ?",
+            (edge.size, edge.to_bytes(), log.id),
+        )
+        return self._reload(log)
+
+    def accept_checkpoint(self, log: LogState, checkpoint: Checkpoint, note: bytes) -> LogState:
+        """Make a verified checkpoint the one served. Call inside a transaction.
+
+        Its size must be exactly what is held, and its root must be the held tree's root;
+        a second, different root for a size already recorded is refused (PROTOCOL §5).
+        """
+        if checkpoint.size != log.held:
+            raise StoreError(
+                f"{log.log_id}: checkpoint for size {checkpoint.size}, store holds {log.held}"
+            )
+        if checkpoint.root != log.held_edge.root():
+            raise StoreError(f"{log.log_id}: checkpoint root differs from the stored tree")
+        self._record_checkpoint(log, checkpoint, note)
+        self.conn.execute(
+            "UPDATE logs SET size = ?, root = ?, checkpoint = ?, edge = ? WHERE id = ?",
+            (checkpoint.size, checkpoint.root, note, log.held_edge.to_bytes(), log.id),
+        )
+        return self._reload(log)
+
+    def _record_checkpoint(self, log: LogState, checkpoint: Checkpoint, note: bytes) -> None:
+        row = self.conn.execute(
+            "SELECT root FROM checkpoints WHERE log = ? AND size = ?", (log.id, checkpoint.size)
+        ).fetchone()
+        if row is not None and row[0] != checkpoint.root:
+            raise StoreError(
+                f"{log.log_id}: refusing a second root for size {checkpoint.size}"
+            )
+        if row is None:
+            self.conn.execute(
+                "INSERT INTO checkpoints (log, size, root, note) VALUES (?, ?, ?, ?)",
+                (log.id, checkpoint.size, checkpoint.root, note),
+            )
+
+    def checkpoint_at(self, log: LogState, size: int) -> bytes | None:
+        row = self.conn.execute(
+            "SELECT note FROM checkpoints WHERE log = ? AND size = ?", (log.id, size)
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def _reload(self, log: LogState) -> LogState:
+        fresh = self.log(log.log_id)
+        assert fresh is not None
+        return fresh
+
+    # -- staging (own entries not yet published) ------------------------------------
+
+    def stage(self, collection: str, entries: Iterable[Entry]) -> int:
+        """Queue validated entries for the next publish. Call inside a transaction."""
+        cursor = self.conn.executemany(
+            "INSERT INTO staged (collection, op, type, value, labels, opinion)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                (collection, e.op, e.type, e.value, LABEL_SEPARATOR.join(e.labels), e.opinion)
+                for e in entries
+            ),
+        )
+        return cursor.rowcount
+
+    def staged_collections(self) -> list[tuple[str, int]]:
+        return self.conn.execute(
+            "SELECT collection, count(*) FROM staged GROUP BY collection ORDER BY collection"
+        ).fetchall()
+
+    def iter_staged(self, collection: str) -> Iterator[tuple[int, Entry]]:
+        """Staged entries of a collection in the order they were staged, with their seq."""
+        cursor = self.conn.execute(
+            "SELECT seq, op, type, value, labels, opinion FROM staged WHERE collection = ?"
+            " ORDER BY seq",
+            (collection,),
+        )
+        for seq, op, type_, value, labels, opinion in cursor:
+            labels_t = tuple(labels.split(LABEL_SEPARATOR)) if labels else ()
+            yield seq, Entry(op, type_, value, labels_t, opinion)
+
+    def unstage(self, collection: str, up_to_seq: int) -> None:
+        self.conn.execute(
+            "DELETE FROM staged WHERE collection = ? AND seq <= ?", (collection, up_to_seq)
+        )
+
+    # -- the merged list -----------------------------------------------------------
+
+    def lookup(self, type_: str, value: str) -> Record | None:
+        return read_record(self.conn, self.log_name, type_, value)
+
+    def lookup_many(self, wanted: list[tuple[str, str]]) -> list[Record | None]:
+        return read_many(self.conn, self.log_name, wanted)
+
+    def records(self, *, active_only: bool = True) -> Iterator[Record]:
+        return read_records(self.conn, self.log_name, active_only=active_only)
+
+    def record_count(self) -> tuple[int, int]:
+        """(active records, all records) of the merged list."""
+        row = self.conn.execute(
+            "SELECT count(*), sum(a) FROM ("
+            " SELECT max(active) AS a FROM contributions GROUP BY type, value)"
+        ).fetchone()
+        return (row[1] or 0, row[0])
+
+    # -- peers, keys and grants ----------------------------------------------------
+
+    def add_peer(
+        self,
+        org: str,
+        *,
+        url: str | None,
+        vkeys: Sequence[str],
+        accept_push: bool,
+        ca_file: str | None,
+        now: str,
+    ) -> None:
+        """Add or update a peer; its keys are replaced by ``vkeys``."""
+        check_org(org)
+        verifiers = [_parse_peer_vkey(org, text) for text in vkeys]
+        if not verifiers:
+            raise ConfigError(f"peer {org}: at least one --key is needed")
+        with self.transaction():
+            self.db["peers"].upsert(
+                {
+                    "org": org,
+                    "url": url,
+                    "ca_file": ca_file,
+                    "accept_push": int(accept_push),
+                    "added_at": now,
+                },
+                pk="org",
+            )
+            self.conn.execute("DELETE FROM peer_keys WHERE org = ?", (org,))
+            self.conn.executemany(
+                "INSERT INTO peer_keys (org, vkey) VALUES (?, ?)",
+                [(org, v.vkey()) for v in verifiers],
+            )
+
+    def remove_peer(self, org: str) -> None:
+        with self.transaction():
+            found = self.conn.execute("DELETE FROM peers WHERE org = ?", (org,)).rowcount
+            if not found:
+                raise ConfigError(f"no peer {org}")
+            self.conn.execute("DELETE FROM peer_keys WHERE org = ?", (org,))
+            self.conn.execute("DELETE FROM grants WHERE reader = ?", (org,))
+            self.conn.execute("DELETE FROM peer_status WHERE org = ?", (org,))
+
+    def remove_peer_key(self, org: str, vkey: str) -> None:
+        with self.transaction():
+            found = self.conn.execute(
+                "DELETE FROM peer_keys WHERE org = ? AND vkey = ?", (org, vkey)
+            ).rowcount
+            if not found:
+                raise ConfigError(f"peer {org} has no such key")
+
+    def grant(self, reader: str, log_id: str) -> None:
+        check_org(reader)
+        parse_log_id(log_id)
+        with self.transaction():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO grants (reader, log_id) VALUES (?, ?)", (reader, log_id)
+            )
+
+    def revoke(self, reader: str, log_id: str) -> None:
+        with self.transaction():
+            found = self.conn.execute(
+                "DELETE FROM grants WHERE reader = ? AND log_id = ?", (reader, log_id)
+            ).rowcount
+            if not found:
+                raise ConfigError(f"{reader} has no grant for {log_id}")
+
+    def trust_store(self, own: Sequence[Signer] = ()) -> TrustStore:
+        """The trust store as configured now, with this node's own keys for its org."""
+        keys: dict[str, list[Verifier]] = {}
+        for org, vkey in self.conn.execute("SELECT org, vkey FROM peer_keys ORDER BY org, vkey"):
+            keys.setdefault(org, []).append(Verifier.from_vkey(vkey))
+        grants: dict[str, set[str]] = {}
+        for reader, log_id in self.conn.execute("SELECT reader, log_id FROM grants"):
+            grants.setdefault(reader, set()).add(log_id)
+        orgs = []
+        for org, url, ca_file, accept_push in self.conn.execute(
+            "SELECT org, url, ca_file, accept_push FROM peers ORDER BY org"
+        ):
+            orgs.append(
+                TrustedOrg(
+                    org=org,
+                    verifiers=tuple(keys.get(org, ())),
+                    url=url,
+                    readable=frozenset(grants.get(org, ())),
+                    accept_push=bool(accept_push),
+                    ca_file=ca_file,
+                )
+            )
+        if own:
+            orgs.append(TrustedOrg(org=own[0].name, verifiers=tuple(s.verifier() for s in own)))
+        return TrustStore(orgs)
+
+    def grants(self) -> list[tuple[str, str]]:
+        return self.conn.execute(
+            "SELECT reader, log_id FROM grants ORDER BY log_id, reader"
+        ).fetchall()
+
+    # -- pull status and evidence ----------------------------------------------------
+
+    def note_pull(self, org: str, *, now: str, error: str | None) -> None:
+        with self.transaction():
+            row = self.conn.execute(
+                "SELECT failures FROM peer_status WHERE org = ?", (org,)
+            ).fetchone()
+            failures = 0 if error is None else (row[0] if row else 0) + 1
+            self.conn.execute(
+                "INSERT INTO peer_status (org, last_attempt, last_success, last_error, failures)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (org) DO UPDATE SET"
+                " last_attempt = excluded.last_attempt,"
+                " last_success = coalesce(excluded.last_success, last_success),"
+                " last_error = excluded.last_error, failures = excluded.failures",
+                (org, now, now if error is None else None, error, failures),
+            )
+
+    def peer_status(self) -> dict[str, PeerStatus]:
+        rows = self.conn.execute(
+            "SELECT org, last_attempt, last_success, last_error, failures FROM peer_status"
+        ).fetchall()
+        return {row[0]: PeerStatus(*row) for row in rows}
+
+    def record_evidence(
+        self,
+        *,
+        log_id: str,
+        kind: str,
+        size: int | None,
+        ours: bytes | None,
+        theirs: bytes | None,
+        source: str | None,
+        detail: str,
+        now: str,
+    ) -> bool:
+        """Keep evidence of a misbehaving log or peer; the same pair is kept once.
+        Returns True when it is new."""
+        with self.transaction():
+            exists = self.conn.execute(
+                "SELECT 1 FROM evidence WHERE log_id = ? AND kind = ? AND size IS ? AND"
+                " ours IS ? AND theirs IS ?",
+                (log_id, kind, size, ours, theirs),
+            ).fetchone()
+            if exists:
+                return False
+            self.conn.execute(
+                "INSERT INTO evidence (log_id, kind, size, ours, theirs, source, detail,"
+                " detected_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (log_id, kind, size, ours, theirs, source, detail, now),
+            )
+            return True
+
+    def evidence(self) -> list[Evidence]:
+        rows = self.conn.execute(
+            "SELECT id, log_id, kind, size, ours, theirs, source, detail, detected_at"
+            " FROM evidence ORDER BY id"
+        ).fetchall()
+        return [Evidence(*row) for row in rows]
+
+
+def _parse_peer_vkey(org: str, text: str) -> Verifier:
+    try:
+        verifier = Verifier.from_vkey(text.strip())
+    except ProtocolError as exc:
+        raise ConfigError(f"peer {org}: bad key: {exc}") from exc
+    if verifier.name != org:
+        raise ConfigError(f"peer {org}: the key is for {verifier.name!r}, not {org!r}")
+    return verifier
