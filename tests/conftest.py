@@ -1,0 +1,44 @@
+"""Shared fixtures: real node homes (real keys, real SQLite files in tmp_path) and real
+servers on 127.0.0.1 with an OS-chosen port. Plain helpers are in ``tests.helpers``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from federation.home import Home, init_home, open_home
+from federation.service import NodeService
+
+
+@pytest.fixture
+def make_home(tmp_path: Path) -> Callable[[str], Home]:
+    """``make_home("acme.example")`` → an initialised node home under tmp_path."""
+
+    def make(org: str) -> Home:
+        path = tmp_path / org
+        init_home(path, org)
+        return open_home(path)
+
+    return make
+
+
+@pytest.fixture
+async def start_node() -> AsyncIterator[Callable[..., object]]:
+    """``await start_node(home, **kwargs)`` → a started NodeService on 127.0.0.1:0
+    (background sync off unless ``sync=True``); all are stopped at teardown."""
+    services: list[NodeService] = []
+
+    async def start(home: Home, **kwargs: object) -> NodeService:
+        kwargs.setdefault("host", "127.0.0.1")
+        kwargs.setdefault("port", 0)
+        kwargs.setdefault("sync", False)
+        service = NodeService(home, **kwargs)  # type: ignore[arg-type]
+        await service.start()
+        services.append(service)
+        return service
+
+    yield start
+    for service in reversed(services):
+        await service.stop()
