@@ -1,0 +1,761 @@
+"""Request authentication of PROTOCOL §6: one RFC 9421 profile and RFC 9530 Content-Digest.
+
+Every request except ``GET /v1/node`` carries one signature, labelled ``hashfed``::
+
+    Signature-Input: hashfed=("@method" "@authority" "@path" "@query");created=<unix s>\\
+        ;nonce="<base64url>";keyid="<org>+<keyhash>";alg="ed25519";tag="hashfed/1"
+    Signature: hashfed=:<base64 Ed25519 signature>:
+
+and a request with a body also covers ``"content-digest"`` and sends
+``Content-Digest: sha-256=:<base64>:``. The signature is Ed25519 (RFC 9421 §3.3.6) over the
+signature base of RFC 9421 §2.5.
+
+Decision: this is our own strict, narrow implementation of this one profile, not a generic
+RFC 9421 library. A generic library accepts far more than we want (any component set, any
+algorithm, optional parameters) and is built around a client library's request objects;
+here bytes and strings go in and a verified object or an exception comes out, with no IO
+and no clock (``now`` is a parameter). The PyPI library ``http-message-signatures`` serves
+only as the independent implementation that the tests check us against, in both
+directions, next to the RFC's own Appendix B.2.6 vector.
+
+Strictness beyond the RFCs, on purpose (fail closed):
+
+- Structured fields (RFC 9651) are parsed in full, but a duplicate dictionary key or
+  parameter is an error rather than "last one wins", and a byte sequence must be canonical,
+  padded base64.
+- The covered components are exactly :data:`BASE_COMPONENTS` (no body) or
+  :data:`BODY_COMPONENTS` (body), each once and without component parameters. Their order
+  and the order of the signature parameters are free (other implementations may order them
+  differently); the ``@signature-params`` line is re-serialised from the member as received,
+  as RFC 9421 §3.2 requires, so the order is covered by the signature.
+- The parameters are exactly ``created``, ``nonce``, ``keyid``, ``alg`` and ``tag``; the
+  nonce must be canonical unpadded base64url of at least 16 bytes.
+- ``Content-Digest`` must carry ``sha-256``; a ``sha-512`` member is checked too, other
+  algorithms are ignored.
+- ``@authority`` accepts DNS-style names and IP literals only, and ``@path`` and ``@query``
+  only RFC 3986 characters and well-formed percent-escapes, taken verbatim, never decoded.
+
+Blame, in the terms of :mod:`keys.errors`: bytes that do not follow the profile (malformed
+fields, wrong components, missing, unknown or mistyped parameters, another ``alg`` or
+``tag``, a bad nonce) raise :class:`ProtocolError`; a request that is well formed but not
+trustworthy (unsigned, stale, unknown key, wrong digest, wrong signature) raises
+:class:`VerificationError`. The server answers 401 to both.
+
+What :func:`verify_request` does not do, because it needs state: it does not remember
+nonces (replay) and does not check that ``@authority`` is one this server answers to. The
+server does both, after verification, with :attr:`VerifiedRequest.params`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import ipaddress
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, NoReturn
+
+from keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
+from keys.errors import ProtocolError, VerificationError
+from protocol.names import show
+
+__all__ = [
+    "LABEL",
+    "TAG",
+    "ALG",
+    "BASE_COMPONENTS",
+    "BODY_COMPONENTS",
+    "NONCE_MIN_BYTES",
+    "content_digest",
+    "check_content_digest",
+    "normalise_authority",
+    "SignatureParams",
+    "signature_base",
+    "RequestTarget",
+    "new_nonce",
+    "sign_request",
+    "VerifiedRequest",
+    "verify_request",
+]
+
+LABEL: Final = "hashfed"
+TAG: Final = "hashfed/1"
+ALG: Final = "ed25519"
+BASE_COMPONENTS: Final[tuple[str, ...]] = ("@method", "@authority", "@path", "@query")
+BODY_COMPONENTS: Final[tuple[str, ...]] = BASE_COMPONENTS + ("content-digest",)
+NONCE_MIN_BYTES: Final = 16
+
+_PARAM_NAMES: Final = ("created", "nonce", "keyid", "alg", "tag")
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_DIGESTS: Final = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
+
+
+# --- Structured fields (RFC 9651 §4.2): parsing, and the serialisation we need ------------
+
+
+@dataclass(frozen=True)
+class _Token:
+    value: str
+
+
+@dataclass(frozen=True)
+class _Decimal:
+    text: str
+
+
+@dataclass(frozen=True)
+class _Date:
+    seconds: int
+
+
+@dataclass(frozen=True)
+class _DisplayString:
+    value: str
+
+
+_BareItem = int | bool | str | bytes | _Token | _Decimal | _Date | _DisplayString
+_Params = tuple[tuple[str, _BareItem], ...]
+
+
+@dataclass(frozen=True)
+class _Item:
+    value: _BareItem
+    params: _Params
+
+
+@dataclass(frozen=True)
+class _InnerList:
+    items: tuple[_Item, ...]
+    params: _Params
+
+
+_DIGITS: Final = frozenset(string.digits)
+_KEY_FIRST: Final = frozenset(string.ascii_lowercase + "*")
+_KEY_REST: Final = frozenset(string.ascii_lowercase + string.digits + "_-.*")
+_TOKEN_FIRST: Final = frozenset(string.ascii_letters + "*")
+_TOKEN_REST: Final = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~:/")
+_BASE64: Final = frozenset(string.ascii_letters + string.digits + "+/=")
+_LOWER_HEX: Final = frozenset("0123456789abcdef")
+
+
+class _Parser:
+    """A recursive-descent parser for one field value; every failure is a ProtocolError."""
+
+    def __init__(self, text: str, field: str) -> None:
+        if not text.isascii():
+            raise ProtocolError(f"{field}: field value is not ASCII")
+        self._s = text
+        self._i = 0
+        self._field = field
+
+    def _fail(self, what: str) -> NoReturn:
+        raise ProtocolError(f"{self._field}: {what} at offset {self._i} of {show(self._s)}")
+
+    def _peek(self) -> str:
+        return self._s[self._i : self._i + 1]
+
+    def _skip(self, chars: str) -> None:
+        while self._i < len(self._s) and self._s[self._i] in chars:
+            self._i += 1
+
+    def dictionary(self) -> dict[str, _Item | _InnerList]:
+        """RFC 9651 §4.2.2, with the top-level whitespace rules of §4.2."""
+        members: dict[str, _Item | _InnerList] = {}
+        self._skip(" ")
+        if self._i == len(self._s):
+            return members
+        while True:
+            key = self._key()
+            if key in members:
+                self._fail(f"duplicate member {key!r}")
+            if self._peek() == "=":
+                self._i += 1
+                members[key] = self._inner_list() if self._peek() == "(" else self._item()
+            else:
+                members[key] = _Item(True, self._params())
+            self._skip(" \t")
+            if self._i == len(self._s):
+                return members
+            if self._peek() != ",":
+                self._fail("expected ','")
+            self._i += 1
+            self._skip(" \t")
+            if self._i == len(self._s):
+                self._fail("trailing ','")
+
+    def _inner_list(self) -> _InnerList:
+        self._i += 1  # "("
+        items: list[_Item] = []
+        while True:
+            self._skip(" ")
+            if self._peek() == ")":
+                self._i += 1
+                return _InnerList(tuple(items), self._params())
+            items.append(self._item())
+            if self._peek() not in (" ", ")"):
+                self._fail("expected ' ' or ')' in inner list")
+
+    def _item(self) -> _Item:
+        value = self._bare_item()
+        return _Item(value, self._params())
+
+    def _params(self) -> _Params:
+        params: list[tuple[str, _BareItem]] = []
+        while self._peek() == ";":
+            self._i += 1
+            self._skip(" ")
+            key = self._key()
+            value: _BareItem = True
+            if self._peek() == "=":
+                self._i += 1
+                value = self._bare_item()
+            if any(key == seen for seen, _ in params):
+                self._fail(f"duplicate parameter {key!r}")
+            params.append((key, value))
+        return tuple(params)
+
+    def _key(self) -> str:
+        start = self._i
+        if self._peek() not in _KEY_FIRST:
+            self._fail("expected a key")
+        self._i += 1
+        self._skip_set(_KEY_REST)
+        return self._s[start : self._i]
+
+    def _skip_set(self, chars: frozenset[str]) -> None:
+        while self._i < len(self._s) and self._s[self._i] in chars:
+            self._i += 1
+
+    def _bare_item(self) -> _BareItem:
+        c = self._peek()
+        if c == "-" or c in _DIGITS:
+            return self._number()
+        if c == '"':
+            return self._string()
+        if c in _TOKEN_FIRST:
+            start = self._i
+            self._i += 1
+            self._skip_set(_TOKEN_REST)
+            return _Token(self._s[start : self._i])
+        if c == ":":
+            return self._byte_sequence()
+        if c == "?":
+            return self._boolean()
+        if c == "@":
+            self._i += 1
+            seconds = self._number()
+            if type(seconds) is not int:
+                self._fail("a date must be an integer")
+            return _Date(seconds)
+        if c == "%":
+            return self._display_string()
+        self._fail("expected a bare item")
+
+    def _number(self) -> int | _Decimal:
+        negative = self._peek() == "-"
+        if negative:
+            self._i += 1
+        start = self._i
+        if self._peek() not in _DIGITS:
+            self._fail("expected a digit")
+        is_decimal = False
+        while self._i < len(self._s):
+            c = self._s[self._i]
+            if c in _DIGITS:
+                self._i += 1
+            elif c == "." and not is_decimal:
+                if self._i - start > 12:
+                    self._fail("decimal has more than 12 integer digits")
+                is_decimal = True
+                self._i += 1
+            else:
+                break
+            if self._i - start > (16 if is_decimal else 15):
+                self._fail("number too long")
+        text = self._s[start : self._i]
+        if not is_decimal:
+            return -int(text) if negative else int(text)
+        if text.endswith(".") or len(text.partition(".")[2]) > 3:
+            self._fail("decimal needs 1 to 3 fractional digits")
+        return _Decimal(("-" if negative else "") + text)
+
+    def _string(self) -> str:
+        self._i += 1  # '"'
+        out: list[str] = []
+        while self._i < len(self._s):
+            c = self._s[self._i]
+            self._i += 1
+            if c == "\\":
+                escaped = self._peek()
+                if escaped not in ('"', "\\"):
+                    self._fail("bad escape in string")
+                self._i += 1
+                out.append(escaped)
+            elif c == '"':
+                return "".join(out)
+            elif not " " <= c <= "~":
+                self._fail("control character in string")
+            else:
+                out.append(c)
+        self._fail("unterminated string")
+
+    def _byte_sequence(self) -> bytes:
+        self._i += 1  # ":"
+        end = self._s.find(":", self._i)
+        if end < 0:
+            self._fail("unterminated byte sequence")
+        text = self._s[self._i : end]
+        if not set(text) <= _BASE64:
+            self._fail("bad character in byte sequence")
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except binascii.Error:
+            self._fail("bad base64 in byte sequence")
+        if base64.b64encode(raw).decode("ascii") != text:
+            self._fail("byte sequence is not canonical padded base64")
+        self._i = end + 1
+        return raw
+
+    def _boolean(self) -> bool:
+        self._i += 1  # "?"
+        c = self._peek()
+        if c not in ("0", "1"):
+            self._fail("expected ?0 or ?1")
+        self._i += 1
+        return c == "1"
+
+    def _display_string(self) -> _DisplayString:
+        self._i += 1  # "%"
+        if self._peek() != '"':
+            self._fail("expected '\"' after '%'")
+        self._i += 1
+        out = bytearray()
+        while self._i < len(self._s):
+            c = self._s[self._i]
+            self._i += 1
+            if c == "%":
+                pair = self._s[self._i : self._i + 2]
+                if len(pair) != 2 or not set(pair) <= _LOWER_HEX:
+                    self._fail("bad percent escape in display string")
+                out.append(int(pair, 16))
+                self._i += 2
+            elif c == '"':
+                try:
+                    return _DisplayString(out.decode("utf-8"))
+                except UnicodeDecodeError:
+                    self._fail("display string is not UTF-8")
+            elif not " " <= c <= "~":
+                self._fail("control character in display string")
+            else:
+                out.append(ord(c))
+        self._fail("unterminated display string")
+
+
+def _parse_dictionary(text: str, field: str) -> dict[str, _Item | _InnerList]:
+    """Parse a Dictionary field value (RFC 9651 §4.2.2) or raise ProtocolError."""
+    return _Parser(text, field).dictionary()
+
+
+def _sf_string(value: str) -> str:
+    """Serialise a String (RFC 9651 §4.1.6)."""
+    if type(value) is not str or not all(" " <= c <= "~" for c in value):
+        raise ProtocolError(f"cannot serialise {show(value)} as a structured-field string")
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _sf_bare(value: int | str) -> str:
+    """Serialise an Integer or a String, the only parameter types of the profile."""
+    if type(value) is int:
+        if not -999_999_999_999_999 <= value <= 999_999_999_999_999:
+            raise ProtocolError(f"integer {value} out of structured-field range")
+        return str(value)
+    return _sf_string(value)
+
+
+def _serialise_params_line(components: Sequence[str], params: Sequence[tuple[str, int | str]]) -> str:
+    """The ``@signature-params`` value: the inner list of components, then parameters."""
+    inner = " ".join(_sf_string(name) for name in components)
+    return f"({inner})" + "".join(f";{key}={_sf_bare(value)}" for key, value in params)
+
+
+# --- Headers ----------------------------------------------------------------------------
+
+
+def _field_value(headers: Mapping[str, str], name: str) -> str | None:
+    """All field lines named ``name`` (any case), trimmed and joined by ``", "`` (RFC 9421 §2.1).
+
+    Iterating ``items()`` sees every line of a multi-dict such as aiohttp's
+    ``CIMultiDictProxy``, and every differently cased key of a plain dict.
+    """
+    lines = [value.strip(" \t") for key, value in headers.items() if key.lower() == name]
+    return ", ".join(lines) if lines else None
+
+
+# --- RFC 9530 Content-Digest ------------------------------------------------------------
+
+
+def content_digest(body: bytes) -> str:
+    """The ``Content-Digest`` field value for ``body``: ``sha-256=:<base64>:``."""
+    return "sha-256=:" + base64.b64encode(hashlib.sha256(body).digest()).decode("ascii") + ":"
+
+
+def check_content_digest(header: str | None, body: bytes) -> None:
+    """Check a ``Content-Digest`` field value against ``body``; return or raise.
+
+    The field is a Dictionary that may carry several algorithms. ``sha-256`` is required and
+    checked; ``sha-512``, if present, is checked too (a field wrong in any digest we can
+    compute is wrong); other algorithms are ignored (RFC 9530 §2).
+
+    Raises :class:`VerificationError` if the field or its ``sha-256`` member is missing or a
+    digest does not match, :class:`ProtocolError` if the field is malformed.
+    """
+    if header is None:
+        raise VerificationError("Content-Digest is missing")
+    members = _parse_dictionary(header, "Content-Digest")
+    if "sha-256" not in members:
+        raise VerificationError(f"Content-Digest {show(header)} has no sha-256 member")
+    for algorithm, hasher in _DIGESTS.items():
+        member = members.get(algorithm)
+        if member is None:
+            continue
+        expected = hasher(body).digest()
+        if not isinstance(member, _Item) or type(member.value) is not bytes or member.params:
+            raise ProtocolError(f"Content-Digest {algorithm} must be a byte sequence without parameters")
+        if len(member.value) != len(expected):
+            raise ProtocolError(f"Content-Digest {algorithm} has {len(member.value)} bytes, not {len(expected)}")
+        if not hmac.compare_digest(member.value, expected):
+            raise VerificationError(f"Content-Digest {algorithm} does not match the body")
+
+
+# --- Derived components: @authority, @path, @query ----------------------------------------
+
+_HOSTNAME_RE: Final = re.compile(r"[a-z0-9._~-]+")
+_IPV6_RE: Final = re.compile(r"\[[0-9a-f:.]+\]")
+_PORT_RE: Final = re.compile(r"[1-9][0-9]{0,4}")
+_PCHARS: Final = string.ascii_letters + string.digits + re.escape("-._~!$&'()*+,;=:@")
+_PATH_RE: Final = re.compile(rf"/(?:[{_PCHARS}/]|%[0-9A-Fa-f]{{2}})*")
+_QUERY_RE: Final = re.compile(rf"(?:[{_PCHARS}/?]|%[0-9A-Fa-f]{{2}})*")
+_METHOD_RE: Final = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _is_ipv6_literal(host: str) -> bool:
+    if not _IPV6_RE.fullmatch(host):
+        return False
+    try:
+        ipaddress.IPv6Address(host[1:-1])
+    except ValueError:
+        return False
+    return True
+
+
+def _split_authority(authority: str) -> tuple[str, int | None]:
+    """Split a lower-case ``host[:port]`` into host and port; an empty port is no port."""
+    if _IPV6_RE.match(authority):
+        host_end = authority.index("]") + 1
+    else:
+        host_end = authority.find(":") if ":" in authority else len(authority)
+    host, port_text = authority[:host_end], authority[host_end:]
+    if not (_is_ipv6_literal(host) or _HOSTNAME_RE.fullmatch(host)):
+        raise ProtocolError(f"bad host in authority {show(authority)}")
+    if port_text in ("", ":"):
+        return host, None
+    if not port_text.startswith(":") or not _PORT_RE.fullmatch(port_text[1:]) or int(port_text[1:]) > 65535:
+        raise ProtocolError(f"bad port in authority {show(authority)}")
+    return host, int(port_text[1:])
+
+
+def normalise_authority(host: str, scheme: str) -> str:
+    """The ``@authority`` value (RFC 9421 §2.2.3) of a request to ``host`` over ``scheme``.
+
+    ``host`` is the Host header (or the URL's ``host[:port]``): lower-cased, and the port
+    dropped when it is empty or the scheme's default (80 for http, 443 for https). Narrow on
+    purpose: DNS-style names, IPv4 and bracketed IPv6 literals only; anything else
+    (userinfo, percent-escapes, a port with leading zeros) raises :class:`ProtocolError`.
+    """
+    default_port = _DEFAULT_PORTS.get(scheme.lower())
+    if default_port is None:
+        raise ProtocolError(f"scheme {show(scheme)} is neither http nor https")
+    if not host.isascii():
+        raise ProtocolError(f"authority {show(host)} is not ASCII")
+    name, port = _split_authority(host.lower())
+    return name if port in (None, default_port) else f"{name}:{port}"
+
+
+@dataclass(frozen=True)
+class RequestTarget:
+    """The request values the profile covers, as sent on the wire.
+
+    ``authority`` comes from :func:`normalise_authority`. ``path`` is raw (percent-encoding
+    kept, never decoded or re-encoded); ``query`` is raw and without the ``?`` (``""`` when
+    absent), so the ``@query`` value is ``"?" + query`` (just ``"?"`` when empty,
+    RFC 9421 §2.2.7). Construction checks the syntax and raises :class:`ProtocolError`.
+    """
+
+    method: str
+    authority: str
+    path: str
+    query: str
+
+    def __post_init__(self) -> None:
+        if not _METHOD_RE.fullmatch(self.method):
+            raise ProtocolError(f"bad method {show(self.method)}")
+        if not self.authority.isascii() or _canonical(self.authority) != self.authority:
+            raise ProtocolError(f"authority {show(self.authority)} is not normalised")
+        if not _PATH_RE.fullmatch(self.path):
+            raise ProtocolError(f"bad path {show(self.path)}")
+        if not _QUERY_RE.fullmatch(self.query):
+            raise ProtocolError(f"bad query {show(self.query)}")
+
+    @classmethod
+    def from_raw_target(cls, method: str, authority: str, raw_target: str) -> RequestTarget:
+        """Split an origin-form request target (``/path?query``, raw) at its first ``?``."""
+        path, _, query = raw_target.partition("?")
+        return cls(method, authority, path, query)
+
+    def component_values(self) -> dict[str, str]:
+        """The derived component values, keyed by component name."""
+        return {
+            "@method": self.method,
+            "@authority": self.authority,
+            "@path": self.path,
+            "@query": "?" + self.query,
+        }
+
+
+def _canonical(authority: str) -> str:
+    name, port = _split_authority(authority.lower())
+    return name if port is None else f"{name}:{port}"
+
+
+# --- Signature parameters and the signature base (RFC 9421 §2.3, §2.5) --------------------
+
+
+@dataclass(frozen=True)
+class SignatureParams:
+    """The signature parameters of the profile (RFC 9421 §2.3)."""
+
+    components: tuple[str, ...]
+    created: int
+    nonce: str
+    keyid: str
+    alg: str
+    tag: str
+
+    def serialise(self) -> str:
+        """The ``@signature-params`` value, parameters in the order of PROTOCOL §6."""
+        return _serialise_params_line(
+            self.components,
+            (
+                ("created", self.created),
+                ("nonce", self.nonce),
+                ("keyid", self.keyid),
+                ("alg", self.alg),
+                ("tag", self.tag),
+            ),
+        )
+
+
+def _check_base_value(name: str, value: str) -> None:
+    if not all(" " <= c <= "~" or c == "\t" for c in value):
+        raise ProtocolError(f"value of {name!r} has a character a signature base cannot hold: {show(value)}")
+
+
+def signature_base(components: Sequence[str], values: Mapping[str, str], params_text: str) -> bytes:
+    """The signature base of RFC 9421 §2.5: the bytes that are signed.
+
+    One line ``"<name>": <value>`` per covered component, in order, each ending in ``\\n``,
+    then ``"@signature-params": <params_text>`` with no newline. ``values`` maps component
+    names to their (already canonical) values. Raises :class:`ProtocolError` for a repeated
+    or upper-case name, a missing value, or a value with a control or non-ASCII character.
+    """
+    lines: list[str] = []
+    seen: set[str] = set()
+    for name in components:
+        if name in seen or name != name.lower():
+            raise ProtocolError(f"component {name!r} repeated or not lower-case")
+        seen.add(name)
+        if name not in values:
+            raise ProtocolError(f"no value for covered component {name!r}")
+        _check_base_value(name, values[name])
+        lines.append(f"{_sf_string(name)}: {values[name]}\n")
+    _check_base_value("@signature-params", params_text)
+    lines.append(f'"@signature-params": {params_text}')
+    return "".join(lines).encode("ascii")
+
+
+# --- Signing ----------------------------------------------------------------------------
+
+_NONCE_RE: Final = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _b64url(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _check_nonce(nonce: str) -> str:
+    """Return ``nonce`` if it is canonical unpadded base64url of enough bytes."""
+    if not _NONCE_RE.fullmatch(nonce) or len(nonce) % 4 == 1:
+        raise ProtocolError(f"nonce {show(nonce)} is not unpadded base64url")
+    raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
+    if _b64url(raw) != nonce:
+        raise ProtocolError(f"nonce {show(nonce)} is not canonical base64url")
+    if len(raw) < NONCE_MIN_BYTES:
+        raise ProtocolError(f"nonce has {len(raw)} bytes, fewer than {NONCE_MIN_BYTES}")
+    return nonce
+
+
+def new_nonce(random_bytes: bytes) -> str:
+    """A nonce: ``random_bytes`` (the caller passes ``os.urandom(16)``) as unpadded base64url."""
+    if len(random_bytes) < NONCE_MIN_BYTES:
+        raise ProtocolError(f"a nonce needs at least {NONCE_MIN_BYTES} random bytes")
+    return _b64url(random_bytes)
+
+
+def _component_values(target: RequestTarget, digest: str | None) -> dict[str, str]:
+    values = target.component_values()
+    if digest is not None:
+        values["content-digest"] = digest
+    return values
+
+
+def sign_request(
+    signer: Signer, target: RequestTarget, body: bytes | None, *, created: int, nonce: str
+) -> dict[str, str]:
+    """Sign a request; return the headers to send with it.
+
+    Always ``Signature-Input`` and ``Signature``; ``Content-Digest`` as well when ``body`` is
+    not ``None`` (every POST, even one with an empty body), and then the signature covers it.
+    """
+    if type(created) is not int:
+        raise ProtocolError(f"created must be an integer, not {show(created)}")
+    digest = None if body is None else content_digest(body)
+    params = SignatureParams(
+        components=BASE_COMPONENTS if body is None else BODY_COMPONENTS,
+        created=created,
+        nonce=_check_nonce(nonce),
+        keyid=signer.key_id,
+        alg=ALG,
+        tag=TAG,
+    )
+    params_text = params.serialise()
+    base = signature_base(params.components, _component_values(target, digest), params_text)
+    signature = base64.b64encode(signer.sign(base)).decode("ascii")
+    headers = {"Signature-Input": f"{LABEL}={params_text}", "Signature": f"{LABEL}=:{signature}:"}
+    if digest is not None:
+        headers["Content-Digest"] = digest
+    return headers
+
+
+# --- Verifying --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VerifiedRequest:
+    """A request whose signature verified: who signed it, with which key and parameters."""
+
+    key_id: str
+    org: str
+    verifier: Verifier
+    params: SignatureParams
+
+
+def _read_signature_input(member: _Item | _InnerList, expected: tuple[str, ...]) -> tuple[SignatureParams, str]:
+    """Check the ``hashfed`` member against the profile.
+
+    Returns the parameters and the member re-serialised in its received order, which is
+    the ``@signature-params`` value (RFC 9421 §3.2 step 3).
+    """
+    if not isinstance(member, _InnerList):
+        raise ProtocolError(f"Signature-Input member {LABEL!r} is not an inner list")
+    components: list[str] = []
+    for item in member.items:
+        if type(item.value) is not str or item.params:
+            raise ProtocolError("a covered component must be a string without parameters")
+        components.append(item.value)
+    if sorted(components) != sorted(expected):
+        raise ProtocolError(f"covered components {components} are not exactly {list(expected)}")
+    names = [key for key, _ in member.params]
+    if sorted(names) != sorted(_PARAM_NAMES):
+        raise ProtocolError(f"signature parameters {names} are not exactly {list(_PARAM_NAMES)}")
+    values = dict(member.params)
+    created = values["created"]
+    if type(created) is not int:
+        raise ProtocolError(f"created must be an integer, not {show(created)}")
+    strings: dict[str, str] = {}
+    for name in ("nonce", "keyid", "alg", "tag"):
+        value = values[name]
+        if type(value) is not str:
+            raise ProtocolError(f"signature parameter {name} must be a string, not {show(value)}")
+        strings[name] = value
+    if strings["alg"] != ALG:
+        raise ProtocolError(f"alg {show(strings['alg'])} is not {ALG!r}")
+    if strings["tag"] != TAG:
+        raise ProtocolError(f"tag {show(strings['tag'])} is not {TAG!r}")
+    _check_nonce(strings["nonce"])
+    params = SignatureParams(tuple(components), created, **strings)
+    received: list[tuple[str, int | str]] = [
+        (key, created if key == "created" else strings[key]) for key, _ in member.params
+    ]
+    return params, _serialise_params_line(components, received)
+
+
+def _read_signature(member: _Item | _InnerList) -> bytes:
+    if not isinstance(member, _Item) or type(member.value) is not bytes or member.params:
+        raise ProtocolError(f"Signature member {LABEL!r} must be a byte sequence without parameters")
+    if len(member.value) != SIGNATURE_BYTES:
+        raise ProtocolError(f"an Ed25519 signature has {SIGNATURE_BYTES} bytes, not {len(member.value)}")
+    return member.value
+
+
+def verify_request(
+    target: RequestTarget,
+    headers: Mapping[str, str],
+    body: bytes | None,
+    *,
+    lookup_key: Callable[[str], Verifier | None],
+    now: int,
+    max_skew_s: int = 300,
+) -> VerifiedRequest:
+    """Verify the ``hashfed`` signature of a request; return who signed it, or raise.
+
+    ``headers`` is looked up case-insensitively (aiohttp's ``CIMultiDictProxy`` or a plain
+    dict); ``body`` is ``None`` for a request without one (then the covered components are
+    exactly :data:`BASE_COMPONENTS`) and the body bytes otherwise, possibly empty (then
+    :data:`BODY_COMPONENTS`, and ``Content-Digest`` must match). ``lookup_key`` maps a key
+    id to a trusted :class:`Verifier` or ``None``. ``created`` must lie within
+    ``max_skew_s`` seconds of ``now``.
+
+    This function is stateless: the caller must still reject a replayed nonce and an
+    ``@authority`` it does not answer to (PROTOCOL §6), after this returns.
+    """
+    input_text = _field_value(headers, "signature-input")
+    signature_text = _field_value(headers, "signature")
+    if input_text is None or signature_text is None:
+        raise VerificationError("request is not signed: Signature-Input or Signature is missing")
+    inputs = _parse_dictionary(input_text, "Signature-Input")
+    signatures = _parse_dictionary(signature_text, "Signature")
+    if LABEL not in inputs or LABEL not in signatures:
+        raise VerificationError(f"request has no {LABEL!r} signature")
+    params, params_text = _read_signature_input(
+        inputs[LABEL], BASE_COMPONENTS if body is None else BODY_COMPONENTS
+    )
+    signature = _read_signature(signatures[LABEL])
+    if abs(now - params.created) > max_skew_s:
+        raise VerificationError(f"created {params.created} is more than {max_skew_s} s from now ({now})")
+    verifier = lookup_key(params.keyid)
+    if verifier is None:
+        raise VerificationError(f"unknown key id {show(params.keyid)}")
+    if verifier.key_id != params.keyid:
+        raise VerificationError(f"key lookup for {show(params.keyid)} returned key {show(verifier.key_id)}")
+    digest = None if body is None else _field_value(headers, "content-digest")
+    if body is not None and digest is None:
+        raise VerificationError("Content-Digest is missing")
+    base = signature_base(params.components, _component_values(target, digest), params_text)
+    verifier.verify(base, signature)
+    if body is not None:
+        check_content_digest(digest, body)
+    return VerifiedRequest(key_id=params.keyid, org=verifier.name, verifier=verifier, params=params)
