@@ -1,0 +1,1 @@
+"""hashfed's benchmark: ``python -m bench`` (or ``hashfed bench``). See BENCHMARKS.md."""

@@ -1,0 +1,113 @@
+"""The hash-type registry of PROTOCOL §3.
+
+Each row names a type and says what its normalised value looks like: exactly
+``hex_digits`` lowercase hex digits. A new type is a new row. Two entry points, for the
+two places a value comes from:
+
+- :func:`normalise` takes user input (any case, surrounding white space) and returns the
+  normalised value, or raises :class:`ProtocolError`.
+- :func:`check_normalised` takes a value read from a batch, which must already be
+  normalised. A type missing from the registry is a :class:`VerificationError` there
+  (the batch may be well formed for a newer registry, but this node cannot vouch for it).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Final
+
+from keys.errors import ProtocolError, VerificationError
+from protocol.names import show
+
+PDQ_MATCH_DISTANCE: Final = 31
+"""Default PDQ match threshold: Hamming distance at most this many bits."""
+
+
+@dataclass(frozen=True)
+class HashType:
+    """One row of the registry: a hash type and the shape of its normalised value."""
+
+    name: str
+    hex_digits: int
+    description: str
+    pattern: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    """Matches (with ``fullmatch``) a normalised value: ``hex_digits`` lowercase hex."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "pattern", re.compile(f"[0-9a-f]{{{self.hex_digits}}}"))
+
+
+def _registry(*rows: HashType) -> Mapping[str, HashType]:
+    return MappingProxyType({row.name: row for row in rows})
+
+
+HASH_TYPES: Final[Mapping[str, HashType]] = _registry(
+    HashType("md5", 32, "MD5 digest of the file's bytes"),
+    HashType("sha1", 40, "SHA-1 digest of the file's bytes"),
+    HashType("sha256", 64, "SHA-256 digest of the file's bytes"),
+    HashType("pdq", 64, "PDQ perceptual image hash, 256 bits; matched by Hamming distance"),
+    HashType("photodna", 288, "PhotoDNA perceptual image hash, 144 bytes"),
+)
+
+
+def _lookup_for_input(type_: str) -> HashType:
+    hash_type = HASH_TYPES.get(type_) if type(type_) is str else None
+    if hash_type is None:
+        raise ProtocolError(f"unknown hash type {show(type_)}; known: {', '.join(HASH_TYPES)}")
+    return hash_type
+
+
+def normalise(type_: str, value: str) -> str:
+    """Normalise a user-supplied hash value of type ``type_``.
+
+    Strips surrounding white space (Unicode's notion of it, so a pasted no-break space
+    goes too) and lower-cases; the rest must be exactly the type's number of hex digits.
+    Only ASCII text is lower-cased, so no non-ASCII character can turn into a hex digit
+    on the way.
+    """
+    hash_type = _lookup_for_input(type_)
+    stripped = value.strip() if type(value) is str else ""
+    lowered = stripped.lower() if stripped.isascii() else ""
+    if hash_type.pattern.fullmatch(lowered) is None:
+        raise ProtocolError(
+            f"bad {type_} value {show(value)}: need {hash_type.hex_digits} hex digits"
+        )
+    return lowered
+
+
+def check_known(type_: str) -> HashType:
+    """Return the registry row for a type read from a batch.
+
+    Raises :class:`VerificationError` for a type this node does not know
+    (PROTOCOL §3: an unknown type in a batch is a verification error).
+    """
+    hash_type = HASH_TYPES.get(type_) if type(type_) is str else None
+    if hash_type is None:
+        raise VerificationError(f"unknown hash type {show(type_)}")
+    return hash_type
+
+
+def check_normalised(type_: str, value: str) -> None:
+    """Check a hash value read from a batch: it must already be normalised.
+
+    Raises :class:`VerificationError` for an unknown type and :class:`ProtocolError` for
+    a value that is not exactly the type's number of lowercase hex digits.
+    """
+    hash_type = check_known(type_)
+    if type(value) is not str or hash_type.pattern.fullmatch(value) is None:
+        raise ProtocolError(
+            f"bad {type_} value {show(value)}: need {hash_type.hex_digits} lowercase hex digits"
+        )
+
+
+__all__ = [
+    "HashType",
+    "HASH_TYPES",
+    "PDQ_MATCH_DISTANCE",
+    "normalise",
+    "check_known",
+    "check_normalised",
+]
