@@ -49,7 +49,6 @@ server does both, after verification, with :attr:`VerifiedRequest.params`.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import hmac
 import ipaddress
@@ -57,10 +56,11 @@ import re
 import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, NoReturn
+from typing import Final
 
 from keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
 from keys.errors import ProtocolError, VerificationError
+from protocol import _sfv as sfv
 from protocol.names import show
 
 __all__ = [
@@ -92,294 +92,6 @@ NONCE_MIN_BYTES: Final = 16
 _PARAM_NAMES: Final = ("created", "nonce", "keyid", "alg", "tag")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _DIGESTS: Final = {"sha-256": hashlib.sha256, "sha-512": hashlib.sha512}
-
-
-# --- Structured fields (RFC 9651 §4.2): parsing, and the serialisation we need ------------
-
-
-@dataclass(frozen=True)
-class _Token:
-    value: str
-
-
-@dataclass(frozen=True)
-class _Decimal:
-    text: str
-
-
-@dataclass(frozen=True)
-class _Date:
-    seconds: int
-
-
-@dataclass(frozen=True)
-class _DisplayString:
-    value: str
-
-
-_BareItem = int | bool | str | bytes | _Token | _Decimal | _Date | _DisplayString
-_Params = tuple[tuple[str, _BareItem], ...]
-
-
-@dataclass(frozen=True)
-class _Item:
-    value: _BareItem
-    params: _Params
-
-
-@dataclass(frozen=True)
-class _InnerList:
-    items: tuple[_Item, ...]
-    params: _Params
-
-
-_DIGITS: Final = frozenset(string.digits)
-_KEY_FIRST: Final = frozenset(string.ascii_lowercase + "*")
-_KEY_REST: Final = frozenset(string.ascii_lowercase + string.digits + "_-.*")
-_TOKEN_FIRST: Final = frozenset(string.ascii_letters + "*")
-_TOKEN_REST: Final = frozenset(string.ascii_letters + string.digits + "!#$%&'*+-.^_`|~:/")
-_BASE64: Final = frozenset(string.ascii_letters + string.digits + "+/=")
-_LOWER_HEX: Final = frozenset("0123456789abcdef")
-
-
-class _Parser:
-    """A recursive-descent parser for one field value; every failure is a ProtocolError."""
-
-    def __init__(self, text: str, field: str) -> None:
-        if not text.isascii():
-            raise ProtocolError(f"{field}: field value is not ASCII")
-        self._s = text
-        self._i = 0
-        self._field = field
-
-    def _fail(self, what: str) -> NoReturn:
-        raise ProtocolError(f"{self._field}: {what} at offset {self._i} of {show(self._s)}")
-
-    def _peek(self) -> str:
-        return self._s[self._i : self._i + 1]
-
-    def _skip(self, chars: str) -> None:
-        while self._i < len(self._s) and self._s[self._i] in chars:
-            self._i += 1
-
-    def dictionary(self) -> dict[str, _Item | _InnerList]:
-        """RFC 9651 §4.2.2, with the top-level whitespace rules of §4.2."""
-        members: dict[str, _Item | _InnerList] = {}
-        self._skip(" ")
-        if self._i == len(self._s):
-            return members
-        while True:
-            key = self._key()
-            if key in members:
-                self._fail(f"duplicate member {key!r}")
-            if self._peek() == "=":
-                self._i += 1
-                members[key] = self._inner_list() if self._peek() == "(" else self._item()
-            else:
-                members[key] = _Item(True, self._params())
-            self._skip(" \t")
-            if self._i == len(self._s):
-                return members
-            if self._peek() != ",":
-                self._fail("expected ','")
-            self._i += 1
-            self._skip(" \t")
-            if self._i == len(self._s):
-                self._fail("trailing ','")
-
-    def _inner_list(self) -> _InnerList:
-        self._i += 1  # "("
-        items: list[_Item] = []
-        while True:
-            self._skip(" ")
-            if self._peek() == ")":
-                self._i += 1
-                return _InnerList(tuple(items), self._params())
-            items.append(self._item())
-            if self._peek() not in (" ", ")"):
-                self._fail("expected ' ' or ')' in inner list")
-
-    def _item(self) -> _Item:
-        value = self._bare_item()
-        return _Item(value, self._params())
-
-    def _params(self) -> _Params:
-        params: list[tuple[str, _BareItem]] = []
-        while self._peek() == ";":
-            self._i += 1
-            self._skip(" ")
-            key = self._key()
-            value: _BareItem = True
-            if self._peek() == "=":
-                self._i += 1
-                value = self._bare_item()
-            if any(key == seen for seen, _ in params):
-                self._fail(f"duplicate parameter {key!r}")
-            params.append((key, value))
-        return tuple(params)
-
-    def _key(self) -> str:
-        start = self._i
-        if self._peek() not in _KEY_FIRST:
-            self._fail("expected a key")
-        self._i += 1
-        self._skip_set(_KEY_REST)
-        return self._s[start : self._i]
-
-    def _skip_set(self, chars: frozenset[str]) -> None:
-        while self._i < len(self._s) and self._s[self._i] in chars:
-            self._i += 1
-
-    def _bare_item(self) -> _BareItem:
-        c = self._peek()
-        if c == "-" or c in _DIGITS:
-            return self._number()
-        if c == '"':
-            return self._string()
-        if c in _TOKEN_FIRST:
-            start = self._i
-            self._i += 1
-            self._skip_set(_TOKEN_REST)
-            return _Token(self._s[start : self._i])
-        if c == ":":
-            return self._byte_sequence()
-        if c == "?":
-            return self._boolean()
-        if c == "@":
-            self._i += 1
-            seconds = self._number()
-            if type(seconds) is not int:
-                self._fail("a date must be an integer")
-            return _Date(seconds)
-        if c == "%":
-            return self._display_string()
-        self._fail("expected a bare item")
-
-    def _number(self) -> int | _Decimal:
-        negative = self._peek() == "-"
-        if negative:
-            self._i += 1
-        start = self._i
-        if self._peek() not in _DIGITS:
-            self._fail("expected a digit")
-        is_decimal = False
-        while self._i < len(self._s):
-            c = self._s[self._i]
-            if c in _DIGITS:
-                self._i += 1
-            elif c == "." and not is_decimal:
-                if self._i - start > 12:
-                    self._fail("decimal has more than 12 integer digits")
-                is_decimal = True
-                self._i += 1
-            else:
-                break
-            if self._i - start > (16 if is_decimal else 15):
-                self._fail("number too long")
-        text = self._s[start : self._i]
-        if not is_decimal:
-            return -int(text) if negative else int(text)
-        if text.endswith(".") or len(text.partition(".")[2]) > 3:
-            self._fail("decimal needs 1 to 3 fractional digits")
-        return _Decimal(("-" if negative else "") + text)
-
-    def _string(self) -> str:
-        self._i += 1  # '"'
-        out: list[str] = []
-        while self._i < len(self._s):
-            c = self._s[self._i]
-            self._i += 1
-            if c == "\\":
-                escaped = self._peek()
-                if escaped not in ('"', "\\"):
-                    self._fail("bad escape in string")
-                self._i += 1
-                out.append(escaped)
-            elif c == '"':
-                return "".join(out)
-            elif not " " <= c <= "~":
-                self._fail("control character in string")
-            else:
-                out.append(c)
-        self._fail("unterminated string")
-
-    def _byte_sequence(self) -> bytes:
-        self._i += 1  # ":"
-        end = self._s.find(":", self._i)
-        if end < 0:
-            self._fail("unterminated byte sequence")
-        text = self._s[self._i : end]
-        if not set(text) <= _BASE64:
-            self._fail("bad character in byte sequence")
-        try:
-            raw = base64.b64decode(text, validate=True)
-        except binascii.Error:
-            self._fail("bad base64 in byte sequence")
-        if base64.b64encode(raw).decode("ascii") != text:
-            self._fail("byte sequence is not canonical padded base64")
-        self._i = end + 1
-        return raw
-
-    def _boolean(self) -> bool:
-        self._i += 1  # "?"
-        c = self._peek()
-        if c not in ("0", "1"):
-            self._fail("expected ?0 or ?1")
-        self._i += 1
-        return c == "1"
-
-    def _display_string(self) -> _DisplayString:
-        self._i += 1  # "%"
-        if self._peek() != '"':
-            self._fail("expected '\"' after '%'")
-        self._i += 1
-        out = bytearray()
-        while self._i < len(self._s):
-            c = self._s[self._i]
-            self._i += 1
-            if c == "%":
-                pair = self._s[self._i : self._i + 2]
-                if len(pair) != 2 or not set(pair) <= _LOWER_HEX:
-                    self._fail("bad percent escape in display string")
-                out.append(int(pair, 16))
-                self._i += 2
-            elif c == '"':
-                try:
-                    return _DisplayString(out.decode("utf-8"))
-                except UnicodeDecodeError:
-                    self._fail("display string is not UTF-8")
-            elif not " " <= c <= "~":
-                self._fail("control character in display string")
-            else:
-                out.append(ord(c))
-        self._fail("unterminated display string")
-
-
-def _parse_dictionary(text: str, field: str) -> dict[str, _Item | _InnerList]:
-    """Parse a Dictionary field value (RFC 9651 §4.2.2) or raise ProtocolError."""
-    return _Parser(text, field).dictionary()
-
-
-def _sf_string(value: str) -> str:
-    """Serialise a String (RFC 9651 §4.1.6)."""
-    if type(value) is not str or not all(" " <= c <= "~" for c in value):
-        raise ProtocolError(f"cannot serialise {show(value)} as a structured-field string")
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _sf_bare(value: int | str) -> str:
-    """Serialise an Integer or a String, the only parameter types of the profile."""
-    if type(value) is int:
-        if not -999_999_999_999_999 <= value <= 999_999_999_999_999:
-            raise ProtocolError(f"integer {value} out of structured-field range")
-        return str(value)
-    return _sf_string(value)
-
-
-def _serialise_params_line(components: Sequence[str], params: Sequence[tuple[str, int | str]]) -> str:
-    """The ``@signature-params`` value: the inner list of components, then parameters."""
-    inner = " ".join(_sf_string(name) for name in components)
-    return f"({inner})" + "".join(f";{key}={_sf_bare(value)}" for key, value in params)
 
 
 # --- Headers ----------------------------------------------------------------------------
@@ -415,7 +127,7 @@ def check_content_digest(header: str | None, body: bytes) -> None:
     """
     if header is None:
         raise VerificationError("Content-Digest is missing")
-    members = _parse_dictionary(header, "Content-Digest")
+    members = sfv.parse_dictionary(header, "Content-Digest")
     if "sha-256" not in members:
         raise VerificationError(f"Content-Digest {show(header)} has no sha-256 member")
     for algorithm, hasher in _DIGESTS.items():
@@ -423,7 +135,7 @@ def check_content_digest(header: str | None, body: bytes) -> None:
         if member is None:
             continue
         expected = hasher(body).digest()
-        if not isinstance(member, _Item) or type(member.value) is not bytes or member.params:
+        if not isinstance(member, sfv.Item) or type(member.value) is not bytes or member.params:
             raise ProtocolError(f"Content-Digest {algorithm} must be a byte sequence without parameters")
         if len(member.value) != len(expected):
             raise ProtocolError(f"Content-Digest {algorithm} has {len(member.value)} bytes, not {len(expected)}")
@@ -547,7 +259,7 @@ class SignatureParams:
 
     def serialise(self) -> str:
         """The ``@signature-params`` value, parameters in the order of PROTOCOL §6."""
-        return _serialise_params_line(
+        return sfv.serialise_params_line(
             self.components,
             (
                 ("created", self.created),
@@ -581,7 +293,7 @@ def signature_base(components: Sequence[str], values: Mapping[str, str], params_
         if name not in values:
             raise ProtocolError(f"no value for covered component {name!r}")
         _check_base_value(name, values[name])
-        lines.append(f"{_sf_string(name)}: {values[name]}\n")
+        lines.append(f"{sfv.sf_string(name)}: {values[name]}\n")
     _check_base_value("@signature-params", params_text)
     lines.append(f'"@signature-params": {params_text}')
     return "".join(lines).encode("ascii")
@@ -663,13 +375,13 @@ class VerifiedRequest:
     params: SignatureParams
 
 
-def _read_signature_input(member: _Item | _InnerList, expected: tuple[str, ...]) -> tuple[SignatureParams, str]:
+def _read_signature_input(member: sfv.Item | sfv.InnerList, expected: tuple[str, ...]) -> tuple[SignatureParams, str]:
     """Check the ``hashfed`` member against the profile.
 
     Returns the parameters and the member re-serialised in its received order, which is
     the ``@signature-params`` value (RFC 9421 §3.2 step 3).
     """
-    if not isinstance(member, _InnerList):
+    if not isinstance(member, sfv.InnerList):
         raise ProtocolError(f"Signature-Input member {LABEL!r} is not an inner list")
     components: list[str] = []
     for item in member.items:
@@ -700,11 +412,11 @@ def _read_signature_input(member: _Item | _InnerList, expected: tuple[str, ...])
     received: list[tuple[str, int | str]] = [
         (key, created if key == "created" else strings[key]) for key, _ in member.params
     ]
-    return params, _serialise_params_line(components, received)
+    return params, sfv.serialise_params_line(components, received)
 
 
-def _read_signature(member: _Item | _InnerList) -> bytes:
-    if not isinstance(member, _Item) or type(member.value) is not bytes or member.params:
+def _read_signature(member: sfv.Item | sfv.InnerList) -> bytes:
+    if not isinstance(member, sfv.Item) or type(member.value) is not bytes or member.params:
         raise ProtocolError(f"Signature member {LABEL!r} must be a byte sequence without parameters")
     if len(member.value) != SIGNATURE_BYTES:
         raise ProtocolError(f"an Ed25519 signature has {SIGNATURE_BYTES} bytes, not {len(member.value)}")
@@ -736,8 +448,8 @@ def verify_request(
     signature_text = _field_value(headers, "signature")
     if input_text is None or signature_text is None:
         raise VerificationError("request is not signed: Signature-Input or Signature is missing")
-    inputs = _parse_dictionary(input_text, "Signature-Input")
-    signatures = _parse_dictionary(signature_text, "Signature")
+    inputs = sfv.parse_dictionary(input_text, "Signature-Input")
+    signatures = sfv.parse_dictionary(signature_text, "Signature")
     if LABEL not in inputs or LABEL not in signatures:
         raise VerificationError(f"request has no {LABEL!r} signature")
     params, params_text = _read_signature_input(

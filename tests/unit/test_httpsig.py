@@ -35,6 +35,7 @@ from hypothesis import strategies as st
 from keys.ed25519 import Signer, Verifier
 from keys.errors import ProtocolError, VerificationError
 from protocol import httpsig
+from protocol import _sfv as sfv
 from protocol.httpsig import (
     BASE_COMPONENTS,
     BODY_COMPONENTS,
@@ -129,18 +130,18 @@ RFC_B26_BASE = (
 
 def _rfc_b26_base() -> bytes:
     """Build the B.2.6 base with our code, from the RFC's request and Signature-Input."""
-    member = httpsig._parse_dictionary(RFC_B26_SIGNATURE_INPUT, "Signature-Input")["sig-b26"]
-    assert isinstance(member, httpsig._InnerList)
+    member = sfv.parse_dictionary(RFC_B26_SIGNATURE_INPUT, "Signature-Input")["sig-b26"]
+    assert isinstance(member, sfv.InnerList)
     components = [str(item.value) for item in member.items]
-    params_text = httpsig._serialise_params_line(components, member.params)  # type: ignore[arg-type]
+    params_text = sfv.serialise_params_line(components, member.params)  # type: ignore[arg-type]
     target = RequestTarget.from_raw_target("POST", normalise_authority(RFC_HOST, "https"), RFC_REQUEST_TARGET)
     values = target.component_values() | RFC_FIELDS
     return signature_base(components, values, params_text)
 
 
 def _rfc_b26_signature() -> bytes:
-    member = httpsig._parse_dictionary(RFC_B26_SIGNATURE, "Signature")["sig-b26"]
-    assert isinstance(member, httpsig._Item) and isinstance(member.value, bytes)
+    member = sfv.parse_dictionary(RFC_B26_SIGNATURE, "Signature")["sig-b26"]
+    assert isinstance(member, sfv.Item) and isinstance(member.value, bytes)
     return member.value
 
 
@@ -753,8 +754,8 @@ def test_signature_base_shape() -> None:
 def _simplified(text: str) -> dict[str, tuple[object, object]]:
     """A parsed dictionary as plain tuples: member value (or inner-list values), params."""
     out: dict[str, tuple[object, object]] = {}
-    for key, member in httpsig._parse_dictionary(text, "Test").items():
-        if isinstance(member, httpsig._InnerList):
+    for key, member in sfv.parse_dictionary(text, "Test").items():
+        if isinstance(member, sfv.InnerList):
             out[key] = (tuple(item.value for item in member.items), member.params)
         else:
             out[key] = (member.value, member.params)
@@ -772,17 +773,17 @@ def _simplified(text: str) -> dict[str, tuple[object, object]]:
         ),
         pytest.param(
             's="q\\"\\\\", t=tok/en:1',
-            {"s": ('q"\\', ()), "t": (httpsig._Token("tok/en:1"), ())},
+            {"s": ('q"\\', ()), "t": (sfv.Token("tok/en:1"), ())},
             id="string-token",
         ),
         pytest.param(
             "d=1.250, e=?0, f=:AQI=:",
-            {"d": (httpsig._Decimal("1.250"), ()), "e": (False, ()), "f": (b"\x01\x02", ())},
+            {"d": (sfv.Decimal("1.250"), ()), "e": (False, ()), "f": (b"\x01\x02", ())},
             id="decimal-boolean-bytes",
         ),
         pytest.param(
             'g=@1618884473, h=%"caf%c3%a9"',
-            {"g": (httpsig._Date(1618884473), ()), "h": (httpsig._DisplayString("caf\u00e9"), ())},
+            {"g": (sfv.Date(1618884473), ()), "h": (sfv.DisplayString("caf\u00e9"), ())},
             id="rfc9651-date-display-string",
         ),
         pytest.param(
@@ -831,7 +832,7 @@ def test_structured_field_dictionaries(text: str, expected: dict[str, tuple[obje
 )
 def test_malformed_structured_fields(text: str) -> None:
     with pytest.raises(ProtocolError):
-        httpsig._parse_dictionary(text, "Test")
+        sfv.parse_dictionary(text, "Test")
 
 
 _SF_STRING_CHARS = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=30)
@@ -845,13 +846,13 @@ _SF_STRING_CHARS = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E)
 )
 def test_signature_params_serialise_parse_round_trip(created: int, nonce: str, keyid: str, tag: str) -> None:
     params = SignatureParams(BODY_COMPONENTS, created, nonce, keyid, "ed25519", tag)
-    member = httpsig._parse_dictionary(f"{LABEL}={params.serialise()}", "Signature-Input")[LABEL]
-    assert isinstance(member, httpsig._InnerList)
+    member = sfv.parse_dictionary(f"{LABEL}={params.serialise()}", "Signature-Input")[LABEL]
+    assert isinstance(member, sfv.InnerList)
     assert tuple(item.value for item in member.items) == BODY_COMPONENTS
     assert member.params == (
         ("created", created), ("nonce", nonce), ("keyid", keyid), ("alg", "ed25519"), ("tag", tag)
     )
-    received = httpsig._serialise_params_line(BODY_COMPONENTS, member.params)  # type: ignore[arg-type]
+    received = sfv.serialise_params_line(BODY_COMPONENTS, member.params)  # type: ignore[arg-type]
     assert received == params.serialise()
 
 
