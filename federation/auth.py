@@ -49,8 +49,14 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
     has_body = request.method not in ("GET", "HEAD")
     body = await request.read() if has_body else None
     scheme = "https" if request.secure else "http"
+    # The Host header itself: aiohttp's ``request.host`` falls back to a blocking
+    # ``socket.getfqdn()`` when it is missing, and nothing unsigned should cost a lookup.
+    host = request.headers.get("Host")
+    if not host:
+        raise Problem(401, "bad-signature", "request has no Host header to match @authority")
+    now_s = int(now)  # the verifier and the nonce cache work in the same whole seconds
     try:
-        authority = normalise_authority(request.host, scheme)
+        authority = normalise_authority(host, scheme)
         target = RequestTarget(
             method=request.method,
             authority=authority,
@@ -63,7 +69,7 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
             request.headers,
             body,
             lookup_key=trust.by_key_id,
-            now=int(now),
+            now=now_s,
             max_skew_s=node.config.limits.signature_window_s,
         )
     except HashfedError as exc:
@@ -74,7 +80,7 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
         )
     params = verified.params
     try:
-        node.nonces.check_and_record(verified.key_id, params.nonce, params.created, now)
+        node.nonces.check_and_record(verified.key_id, params.nonce, params.created, now_s)
     except ReplayError as exc:
         raise Problem(401, "replayed", str(exc)) from exc
     except NonceCapacityError as exc:

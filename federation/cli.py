@@ -14,16 +14,18 @@ import json
 import logging
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 import aiohttp
 
-from keys.errors import ConfigError, HashfedError, ProtocolError, TransportError
+from keys.errors import ConfigError, HashfedError, ProtocolError
 from protocol.entries import Entry
 from protocol.hashtypes import HASH_TYPES, normalise
 from protocol.names import check_collection, check_org, parse_log_id
@@ -45,7 +47,9 @@ class CliError(Exception):
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        raise CliError(f"{self.prog}: {message}")
+        # main() prints "hashfed: error: "; name the subcommand, not the program twice
+        command = self.prog.removeprefix("hashfed").strip()
+        raise CliError(f"{command}: {message}" if command else message)
 
 
 def _now() -> datetime:
@@ -118,14 +122,22 @@ def cmd_opinion(args: argparse.Namespace) -> int:
 def read_import(lines: Iterator[str], name: str) -> Iterator[Entry]:
     """CSV lines ``type,value[,label;label]``; blank lines and ``#`` comments skipped, and
     a first line ``type,value[,labels]`` taken as a header. ProtocolError names the line."""
-    for number, row in enumerate(csv.reader(lines), start=1):
+    reader = csv.reader(lines, strict=True)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ProtocolError(f"{name}:{reader.line_num}: not CSV: {exc}") from exc
+        number = reader.line_num  # the line the row ends on: a quoted field may span lines
         if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
             continue
         if number == 1 and [c.strip().lower() for c in row[:2]] == ["type", "value"]:
             continue
         if len(row) not in (2, 3):
             raise ProtocolError(f"{name}:{number}: expected type,value[,labels], got {len(row)} fields")
-        labels = [l.strip() for l in row[2].split(";") if l.strip()] if len(row) == 3 else []
+        labels = [x.strip() for x in row[2].split(";") if x.strip()] if len(row) == 3 else []
         try:
             yield Entry.add(row[0].strip(), row[1], labels)
         except ProtocolError as exc:
@@ -223,13 +235,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- peers, grants, keys --------------------------------------------------------------
 
 
+def _peer_url(text: str) -> str:
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise CliError(f"bad --url {text!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise CliError(f"--url must be http:// or https:// with a host, not {text!r}")
+    if parts.query or parts.fragment or parts.username is not None or any(c.isspace() for c in text):
+        raise CliError(f"--url must be a plain base URL (no spaces, user, query or fragment), not {text!r}")
+    return text
+
+
 def cmd_peer_add(args: argparse.Namespace) -> int:
     home = _load(args)
     org = check_org(args.org)
     if org == home.org:
         raise CliError("that is this node's own org")
-    if args.url and not args.url.startswith(("http://", "https://")):
-        raise CliError(f"--url must be http:// or https://, not {args.url!r}")
+    if args.url:
+        _peer_url(args.url)
+    # Check every argument before anything is stored: an error leaves the store unchanged.
+    grants = [f"{home.org}/{check_collection(collection)}" for collection in args.grant or ()]
     with home.open_store() as store:
         store.add_peer(
             org,
@@ -239,8 +266,8 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
             ca_file=str(Path(args.ca_file).resolve()) if args.ca_file else None,
             now=_stamp(),
         )
-        for collection in args.grant or ():
-            store.grant(org, f"{home.org}/{check_collection(collection)}")
+        for log_id in grants:
+            store.grant(org, log_id)
     what = [f"{len(args.key)} key(s)"]
     if args.url:
         what.append(f"pulls from {args.url}")
@@ -666,6 +693,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # a path that is a file, a folder we may not write, a full disk
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = " ".join(str(exc.strerror or exc).split())
+        print(f"hashfed: error: {where}{message}", file=sys.stderr)
+        return EXIT_ERROR
+    except sqlite3.Error as exc:  # busy past the timeout, a damaged file
+        print(f"hashfed: error: the store: {' '.join(str(exc).split())}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

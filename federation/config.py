@@ -10,13 +10,16 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from keys.errors import ConfigError
 from protocol.names import check_collection, check_org
 
-_FROZEN = ConfigDict(frozen=True, extra="forbid")
+# strict: TOML has real types, so `port = "8470"` or `local_port = true` is a mistake to
+# report, never a value to coerce (lax pydantic would make `true` port 1).
+_FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -31,13 +34,27 @@ class ServerConfig(BaseModel):
 
     host: str = "127.0.0.1"
     port: Port = 8470
-    public_urls: tuple[str, ...] = ()
+    public_urls: Annotated[tuple[str, ...], Field(strict=False)] = ()  # TOML gives a list
     tls_cert: str | None = None
     tls_key: str | None = None
     # The node's own lookup API for its matching pipeline: loopback only by default.
     local_host: str = "127.0.0.1"
     local_port: Port | None = None
-    local_token: str | None = None
+    # Set means required: an empty token would silently turn the check off.
+    local_token: Annotated[str, Field(min_length=1)] | None = None
+
+    @field_validator("public_urls")
+    @classmethod
+    def _public_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+        for url in urls:
+            try:
+                parts = urlsplit(url)
+                parts.port  # noqa: B018  # raises ValueError for a bad port
+            except ValueError as exc:
+                raise ValueError(f"bad URL {url!r}: {exc}") from None
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+        return urls
 
 
 class LimitsConfig(BaseModel):

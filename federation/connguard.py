@@ -7,11 +7,14 @@ connection goes through ``_GuardedProtocol``, a thin wrapper around aiohttp's ow
 
 - a connection must deliver a complete request head (up to the blank line) within
   ``header_timeout_s`` of its first byte, and of being opened; otherwise it is closed;
-- after the head, the clock stops (bodies may be large and slow); it is armed again when
-  the server starts writing the response, for the next request on a keep-alive connection
-  (idle keep-alive connections are aiohttp's ``keepalive_timeout``);
+- after the head, the clock stops (bodies may be large and slow); once the server starts
+  writing the response, the next bytes on a keep-alive connection are a new head, with a
+  new deadline from its first byte (an idle keep-alive connection, with no byte at all, is
+  aiohttp's ``keepalive_timeout``);
 - a client address with ``max_connections_per_address`` open connections has further ones
-  closed at once.
+  closed at once;
+- over TLS, the handshake must also finish within ``header_timeout_s`` (asyncio's default
+  is 60 s); a connection counts towards its address's cap once the handshake is done.
 """
 
 from __future__ import annotations
@@ -175,6 +178,8 @@ class GuardedSite(web.BaseSite):
             self._host,
             self._port,
             ssl=self._ssl_context,
+            # A TLS handshake comes before the request head: it gets the same deadline.
+            ssl_handshake_timeout=self.guard.header_timeout_s if self._ssl_context else None,
             backlog=self._backlog,
             reuse_address=True,
         )

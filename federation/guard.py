@@ -9,6 +9,7 @@ that sends more than its cap within the window gets 429 rather than an eviction
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -27,36 +28,47 @@ class NonceCapacityError(Exception):
 
 
 class NonceCache:
-    """Per key, the nonces seen within the window, oldest first."""
+    """Per key, the nonces seen within the window, with a heap by ``created`` for expiry.
+
+    ``now`` may be fractional; like the verifier (``verify_request`` gets ``int(now)``), the
+    cache works in whole seconds: a nonce is dropped only once ``int(now) - created``
+    exceeds the window, when a replay of it is refused as stale anyway. Expiry follows
+    ``created``, not arrival, so a request dated late in the window cannot pin the nonces
+    that arrived after it, and one dated early cannot be dropped before its time.
+    """
 
     def __init__(self, *, window_s: int, max_per_key: int) -> None:
         self.window_s = window_s
         self.max_per_key = max_per_key
-        self._seen: dict[str, OrderedDict[str, int]] = {}
+        self._seen: dict[str, set[str]] = {}
+        self._expiry: dict[str, list[tuple[int, str]]] = {}
 
     def check_and_record(self, key_id: str, nonce: str, created: int, now: float) -> None:
-        seen = self._seen.setdefault(key_id, OrderedDict())
-        self._expire(seen, now)
+        """Record ``nonce``; ReplayError if this key used it inside the window,
+        NonceCapacityError (never an eviction) if the key has no room left."""
+        seen = self._seen.setdefault(key_id, set())
+        heap = self._expiry.setdefault(key_id, [])
+        self._expire(seen, heap, now)
         if nonce in seen:
             raise ReplayError(f"nonce already used by {key_id}")
         if len(seen) >= self.max_per_key:
-            oldest = next(iter(seen.values()))
-            raise NonceCapacityError(max(1, math.ceil(oldest + self.window_s - now)))
-        seen[nonce] = created
+            # The earliest-dated nonce goes once int(now) > created + window.
+            free_at = heap[0][0] + self.window_s + 1
+            raise NonceCapacityError(max(1, math.ceil(free_at - now)))
+        seen.add(nonce)
+        heapq.heappush(heap, (created, nonce))
 
-    def _expire(self, seen: OrderedDict[str, int], now: float) -> None:
-        # A request is accepted while |now - created| <= window, so a nonce can be dropped
-        # once created < now - window: a replay of it would be refused as too old anyway.
-        # Entries arrive roughly in created order; expire from the front while they are old.
-        horizon = now - self.window_s
-        while seen:
-            nonce, created = next(iter(seen.items()))
-            if created >= horizon:
-                break
-            del seen[nonce]
+    def _expire(self, seen: set[str], heap: list[tuple[int, str]], now: float) -> None:
+        # A request is accepted while |int(now) - created| <= window, so a nonce can be
+        # dropped once created < int(now) - window: a replay of it is refused as too old.
+        horizon = math.floor(now) - self.window_s
+        while heap and heap[0][0] < horizon:
+            _, nonce = heapq.heappop(heap)
+            seen.discard(nonce)
 
     def forget_key(self, key_id: str) -> None:
         self._seen.pop(key_id, None)
+        self._expiry.pop(key_id, None)
 
     def __len__(self) -> int:
         return sum(len(seen) for seen in self._seen.values())

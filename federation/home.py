@@ -49,6 +49,10 @@ def init_home(path: Path, org: str) -> Signer:
     check_org(org)
     if (path / CONFIG_FILE).exists():
         raise ConfigError(f"{path} already holds a node (found {CONFIG_FILE})")
+    if any((path / KEYS_DIR).glob("*.key")):
+        # Left by an init that failed half-way, or a config deleted by hand: a new key next
+        # to them would make a node with keys of two identities.
+        raise ConfigError(f"{path / KEYS_DIR} already holds signing keys; refusing to add another")
     path.mkdir(parents=True, exist_ok=True)
     keys_dir = path / KEYS_DIR
     keys_dir.mkdir(mode=0o700, exist_ok=True)

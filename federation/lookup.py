@@ -29,8 +29,10 @@ TOKEN = web.AppKey("token", str)
 async def token_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     token = request.app.get(TOKEN)
     if token:
-        given = request.headers.get("Authorization", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        # aiohttp decodes header bytes with surrogateescape: encode them back the same way,
+        # so a header with a byte that is not UTF-8 is a wrong token (401), not a crash.
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        if not hmac.compare_digest(given, f"Bearer {token}".encode()):
             raise Problem(
                 401, "bad-token", "a valid bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
@@ -64,10 +66,16 @@ async def post_lookup(request: web.Request) -> web.Response:
         raise Problem(413, "too-many-hashes", f"at most {MAX_LOOKUP_HASHES} hashes per request")
     wanted = []
     for i, item in enumerate(hashes):
-        if not isinstance(item, dict) or set(item) != {"type", "value"}:
-            raise Problem(400, "malformed", f"hashes[{i}] must be {{\"type\", \"value\"}}")
+        if (
+            not isinstance(item, dict)
+            or set(item) != {"type", "value"}
+            or not all(isinstance(v, str) for v in item.values())
+        ):
+            raise Problem(
+                400, "malformed", f"hashes[{i}] must be {{\"type\": string, \"value\": string}}"
+            )
         try:
-            wanted.append((item["type"], normalise(str(item["type"]), str(item["value"]))))
+            wanted.append((item["type"], normalise(item["type"], item["value"])))
         except ProtocolError as exc:
             raise Problem(400, "malformed", f"hashes[{i}]: {exc}") from exc
     records = node.store.lookup_many(wanted)

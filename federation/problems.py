@@ -96,7 +96,10 @@ async def problem_middleware(request: web.Request, handler):  # type: ignore[no-
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        slug = exc.reason.lower().replace(" ", "-") if exc.reason else "http-error"
+        # The type comes from our own table, not from aiohttp's reason phrase (which may
+        # change between versions: 413 was "Request Entity Too Large").
+        title = _TITLES.get(exc.status, "HTTP error")
+        slug = title.lower().replace(" ", "-")
         return problem_response(
             Problem(
                 exc.status,

@@ -18,7 +18,7 @@ def progress_bar(
     description: str, *, unit: str, total: int | None = None
 ) -> Iterator[Callable[[int], None]]:
     """Yields ``advance(n)``; draws on stderr only when it is a terminal."""
-    enabled = sys.stderr.isatty()
+    enabled = sys.stderr is not None and sys.stderr.isatty()  # None under pythonw
     with tqdm(
         total=total,
         desc=description,

@@ -73,12 +73,11 @@ def publish(
     grown: dict[str, tuple[int, int]] = {}
     for collection, _count in store.staged_collections():
         batches = entries = 0
-        for chunk in chunk_entries(store.iter_staged(collection)):
-            _store_batch(store, org, collection, chunk, now)
+        while stored := _store_next_batch(store, org, collection, now):
             batches += 1
-            entries += len(chunk)
+            entries += stored
             if progress is not None:
-                progress(len(chunk))
+                progress(stored)
         grown[make_log_id(org, collection)] = (batches, entries)
 
     published = []
@@ -90,25 +89,48 @@ def publish(
     return published
 
 
+def _store_next_batch(store: Store, org: str, collection: str, now: datetime) -> int:
+    """Store the next batch of a collection's staged entries; how many it took (0: none).
+
+    The staged entries are read inside the batch's own transaction, in full, so no read
+    statement stays open across commits: another process (``hashfed add``, or ``serve``
+    committing a pull) may write between two batches of a long publish.
+    """
+    with store.transaction():
+        staged = store.staged_page(collection, MAX_BATCH_ENTRIES)
+        if not staged:
+            return 0
+        chunk = next(chunk_entries(staged))
+        _append_batch(store, org, collection, chunk, now)
+        return len(chunk)
+
+
 def _store_batch(
     store: Store, org: str, collection: str, chunk: list[tuple[int, Entry]], now: datetime
 ) -> None:
+    """Store one batch of staged (seq, entry) pairs and unstage them, in one transaction."""
     with store.transaction():
-        log = store.ensure_log(org, collection, own=True)
-        data = encode_batch(
-            org=org,
-            collection=collection,
-            index=log.held,
-            created=now,
-            entries=[entry for _seq, entry in chunk],
-        )
-        # Verify what we are about to sign exactly as a reader will.
-        batch = decode_batch(data, org=org, collection=collection, index=log.held)
-        leaf = leaf_hash(data)
-        edge = log.held_edge.copy()
-        edge.append(leaf)
-        store.append_batches(log, [batch], [leaf], edge)
-        store.unstage(collection, chunk[-1][0])
+        _append_batch(store, org, collection, chunk, now)
+
+
+def _append_batch(
+    store: Store, org: str, collection: str, chunk: list[tuple[int, Entry]], now: datetime
+) -> None:
+    log = store.ensure_log(org, collection, own=True)
+    data = encode_batch(
+        org=org,
+        collection=collection,
+        index=log.held,
+        created=now,
+        entries=[entry for _seq, entry in chunk],
+    )
+    # Verify what we are about to sign exactly as a reader will.
+    batch = decode_batch(data, org=org, collection=collection, index=log.held)
+    leaf = leaf_hash(data)
+    edge = log.held_edge.copy()
+    edge.append(leaf)
+    store.append_batches(log, [batch], [leaf], edge)
+    store.unstage(collection, chunk[-1][0])
 
 
 def _sign(store: Store, log: LogState, signers: Sequence[Signer]) -> LogState:

@@ -11,6 +11,12 @@ For each log the source lets us read and whose org we trust:
    entries. A dropped connection loses at most the page in flight; the next pull resumes
    from the stored count. The served checkpoint moves only when every leaf is held.
 
+Evidence is kept only when it proves itself: two validly signed roots for one size, or a
+signed checkpoint that contradicts leaves we hold. A consistency proof that fails is the
+source's failure (a relay could otherwise frame the org whose log it relays); it is
+rejected like any other bad answer, and a real fork is caught by whoever holds the longer
+side, when the shorter checkpoint reaches them.
+
 Every listing is also gossip: each checkpoint in it is checked against our view, and a
 contradiction is stored as evidence, even for logs we do not pull (our own, say).
 """
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from keys import TrustStore
@@ -46,6 +52,8 @@ class LogResult:
     new_size: int
     entries: int = 0
     detail: str = ""
+    # What made a "failed" result fail, for callers that act on the kind of failure.
+    error: HashfedError | None = field(default=None, compare=False, repr=False)
 
 
 def _now_text(now: float) -> str:
@@ -88,7 +96,9 @@ class Puller:
                 log_id = make_log_id(str(item.get("org")), str(item.get("collection")))
                 parse_log_id(log_id)
             except ProtocolError as exc:
-                results.append(LogResult("?", "failed", 0, 0, detail=f"bad listing: {exc}"))
+                results.append(
+                    LogResult("?", "failed", 0, 0, detail=f"bad listing: {exc}", error=exc)
+                )
                 continue
             if only is not None and log_id != only:
                 continue
@@ -113,12 +123,14 @@ class Puller:
         try:
             return await self._pull_log(fetcher, log_id)
         except EquivocationError as exc:
-            self._keep_evidence(exc, fetcher.source)
-            return LogResult(log_id, "failed", old_size, old_size, detail=f"EQUIVOCATION: {exc}")
+            await asyncio.to_thread(self._keep_evidence, exc, fetcher.source)
+            return LogResult(
+                log_id, "failed", old_size, old_size, detail=f"EQUIVOCATION: {exc}", error=exc
+            )
         except HashfedError as exc:
             latest = self.store.log(log_id)
             size = latest.size if latest else 0
-            return LogResult(log_id, "failed", old_size, size, detail=str(exc))
+            return LogResult(log_id, "failed", old_size, size, detail=str(exc), error=exc)
 
     async def _pull_log(self, fetcher: Fetcher, log_id: str) -> LogResult:
         org, _ = parse_log_id(log_id)
@@ -138,27 +150,32 @@ class Puller:
             try:
                 verify_consistency(log_state.size, target.size, log_state.root, target.root, proof)
             except VerificationError as exc:
-                raise EquivocationError(
-                    f"{log_id}: checkpoint {target.size} is not consistent with ours "
-                    f"({log_state.size}): {exc}",
-                    log_id=log_id,
-                    ours=log_state.checkpoint,
-                    theirs=note,
+                # Not evidence against the org: anyone can serve a bad proof, and a relay
+                # must not be able to frame the org it relays. A real fork shows up as a
+                # contradiction that needs no proof from the source (``assess``) on the side
+                # that holds the longer log.
+                raise VerificationError(
+                    f"{fetcher.source} did not prove that checkpoint {target.size} of {log_id} "
+                    f"extends ours ({log_state.size}): {exc}"
                 ) from exc
         elif target.size == 0:
             return LogResult(log_id, "up to date", 0, 0)
 
         held = log_state.held_edge if log_state else None
-        if held is not None and held.size >= target.size:
+        if log_state is not None and held is not None and held.size >= target.size:
             # We already hold these leaves (a pull towards a bigger checkpoint was cut
             # short): nothing to fetch; the checkpoint must still agree with them.
-            if self.store.root_at(log_state, target.size) != target.root:  # type: ignore[arg-type]
+            if self.store.root_at(log_state, target.size) != target.root:
                 raise EquivocationError(
                     f"{log_id}: checkpoint {target.size} contradicts the leaves held",
                     log_id=log_id,
-                    ours=log_state.checkpoint or b"",  # type: ignore[union-attr]
+                    ours=log_state.checkpoint or b"",
                     theirs=note,
                 )
+            if held.size == target.size and target.size > size:
+                # Every leaf of this newer checkpoint is held: serve it from now on.
+                await asyncio.to_thread(self._accept, log_id, signed)
+                return LogResult(log_id, "updated", size, target.size)
             return LogResult(log_id, "source behind", size, size)
 
         verifier = PageVerifier(log_id, held if held is not None else CompactRange(), target)
@@ -206,6 +223,12 @@ class Puller:
             if final is not None:
                 self.store.accept_checkpoint(state, final.checkpoint, final.note)
 
+    def _accept(self, log_id: str, signed: SignedCheckpoint) -> None:
+        with self.store.transaction():
+            state = self.store.log(log_id)
+            assert state is not None
+            self.store.accept_checkpoint(state, signed.checkpoint, signed.note)
+
     async def _gossip(self, fetcher: Fetcher, log_id: str, note: bytes) -> None:
         """Check a listed checkpoint against our view; keep contradictions as evidence."""
         state = self.store.log(log_id)
@@ -213,14 +236,16 @@ class Puller:
             return
         org, _ = parse_log_id(log_id)
         try:
-            signed = verify_checkpoint(note, log_id=log_id, verifiers=self.trust().verifiers_for(org))
+            verifiers = self.trust().verifiers_for(org)
+            signed = verify_checkpoint(note, log_id=log_id, verifiers=verifiers)
             self._assess(state, signed)
         except EquivocationError as exc:
-            self._keep_evidence(exc, fetcher.source)
+            await asyncio.to_thread(self._keep_evidence, exc, fetcher.source)
         except HashfedError as exc:
             log.info("gossip from %s: %s: %s", fetcher.source, log_id, exc)
 
     def _keep_evidence(self, exc: EquivocationError, source: str) -> None:
+        """Store the evidence (a write: run it in a worker thread, like a page commit)."""
         new = self.store.record_evidence(
             log_id=exc.log_id,
             kind="equivocation",

@@ -4,9 +4,12 @@ A page is batches S..M-1 with the org's signed checkpoint for some N ≥ M and, 
 the consistency proof from M to N: verified exactly as a pull verifies a page
 (``protocol.logview.PageVerifier``), then appended all or nothing. Checks, in order:
 403 (caller is not the log's org, or the host does not accept its pushes), 400 (empty body,
-first line without an integer index, missing or malformed header), 409 (S is not the number
-of batches held; the problem carries ``size``), 422 (checkpoint for another log, not signed
-by a trusted key of the org, N < M, or the root or proof fails).
+first line without an integer index, missing or malformed header: a ``Hashfed-Checkpoint``
+that is not the base64 of a checkpoint note, or a ``Hashfed-Proof`` that is not base64
+hashes, or is absent where M < N, or present where M = N), 409 (S is not the number of
+batches held; the problem carries ``size``), 422 (checkpoint for another log, not signed by
+a trusted key of the org, N < M, or the root or proof fails). Only the 422 step costs a
+signature check or hashing.
 """
 
 from __future__ import annotations
@@ -19,10 +22,16 @@ from aiohttp import web
 
 from keys.errors import HashfedError, ProtocolError, StoreError
 from protocol.batch import peek_index
-from protocol.checkpoint import Checkpoint, SignedCheckpoint, verify_checkpoint
+from protocol.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    parse_checkpoint_body,
+    verify_checkpoint,
+)
 from protocol.logview import PageVerifier, VerifiedPage
-from protocol.merkle import CompactRange
+from protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES, CompactRange
 from protocol.names import make_log_id, parse_log_id
+from protocol.note import parse_note
 
 from .auth import BODY, PEER
 from .node import NODE, Node
@@ -50,6 +59,38 @@ def _split_lines(body: bytes) -> list[bytes]:
     return lines
 
 
+def _checkpoint_header(request: web.Request) -> tuple[bytes, Checkpoint]:
+    """The checkpoint note of the header and its (not yet verified) body; 400 if either
+    is missing or does not parse."""
+    header = request.headers.get(CHECKPOINT_HEADER)
+    if header is None:
+        raise Problem(400, "malformed", f"missing {CHECKPOINT_HEADER} header")
+    note = _b64(header, CHECKPOINT_HEADER)
+    try:
+        return note, parse_checkpoint_body(parse_note(note).text)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", f"{CHECKPOINT_HEADER} is not a checkpoint: {exc}") from exc
+
+
+def _proof_header(request: web.Request, end: int, size: int) -> list[bytes]:
+    """The consistency proof from the page's end to the checkpoint's size: present exactly
+    when the page ends before it, as comma-separated base64 hashes (400 otherwise)."""
+    header = request.headers.get(PROOF_HEADER)
+    if size <= end:  # N = M (N < M is refused as unverifiable later, whatever the header)
+        if header is not None and size == end:
+            raise Problem(400, "malformed", f"no {PROOF_HEADER} where the page ends at the checkpoint")
+        return []
+    if header is None:
+        raise Problem(400, "malformed", f"missing {PROOF_HEADER} header (page ends before {size})")
+    parts = header.split(",")
+    if len(parts) > MAX_PROOF_HASHES:
+        raise Problem(400, "malformed", f"{PROOF_HEADER} has more than {MAX_PROOF_HASHES} hashes")
+    proof = [_b64(part, PROOF_HEADER) for part in parts]
+    if any(len(h) != HASH_SIZE for h in proof):
+        raise Problem(400, "malformed", f"every {PROOF_HEADER} hash must be {HASH_SIZE} bytes")
+    return proof
+
+
 async def handle_push(request: web.Request) -> web.Response:
     node = request.app[NODE]
     peer = request[PEER]
@@ -58,6 +99,7 @@ async def handle_push(request: web.Request) -> web.Response:
         org, _collection = parse_log_id(log_id)
     except ProtocolError as exc:
         raise Problem(400, "malformed", str(exc)) from exc
+    # 403
     trust = node.trust()
     trusted = trust.get(org)
     if peer != org:
@@ -65,22 +107,17 @@ async def handle_push(request: web.Request) -> web.Response:
     if org == node.org or trusted is None or not trusted.accept_push:
         raise Problem(403, "push-not-accepted", f"this node does not accept pushes from {org}")
 
+    # 400
     lines = _split_lines(request[BODY])
     try:
         start = peek_index(lines[0])
     except ProtocolError as exc:
         raise Problem(400, "malformed", f"first batch: {exc}") from exc
-    header = request.headers.get(CHECKPOINT_HEADER)
-    if header is None:
-        raise Problem(400, "malformed", f"missing {CHECKPOINT_HEADER} header")
-    note = _b64(header, CHECKPOINT_HEADER)
-    proof_header = request.headers.get(PROOF_HEADER)
-    proof = (
-        [_b64(part, PROOF_HEADER) for part in proof_header.split(",")]
-        if proof_header is not None and proof_header.strip()
-        else []
-    )
+    end = start + len(lines)
+    note, claimed = _checkpoint_header(request)
+    proof = _proof_header(request, end, claimed.size)
 
+    # 409
     log = node.store.log(log_id)
     held = log.held if log is not None else 0
     if start != held:
@@ -90,7 +127,8 @@ async def handle_push(request: web.Request) -> web.Response:
             f"this node holds {held} batches of {log_id}; push from index {held}",
             size=held,
         )
-    end = start + len(lines)
+
+    # 422
     try:
         signed = verify_checkpoint(note, log_id=log_id, verifiers=trusted.verifiers)
     except HashfedError as exc:
@@ -100,11 +138,6 @@ async def handle_push(request: web.Request) -> web.Response:
         raise Problem(
             422, "checkpoint-too-small", f"checkpoint size {size} is below the page's end {end}"
         )
-    if size == end and proof_header is not None:
-        raise Problem(400, "malformed", f"no {PROOF_HEADER} where the page ends at the checkpoint")
-    if size > end and proof_header is None:
-        raise Problem(400, "malformed", f"missing {PROOF_HEADER} header (page ends before {size})")
-
     edge = log.held_edge if log is not None else None
     page = await asyncio.to_thread(_verify, log_id, edge, signed.checkpoint, lines, proof)
     async with node.write_lock:
@@ -119,8 +152,8 @@ def _verify(
     lines: list[bytes],
     proof: list[bytes],
 ) -> VerifiedPage:
-    verifier = PageVerifier(log_id, edge if edge is not None else CompactRange(), checkpoint)
     try:
+        verifier = PageVerifier(log_id, edge if edge is not None else CompactRange(), checkpoint)
         return verifier.verify_page(lines, proof)
     except HashfedError as exc:
         raise Problem(422, "verification-failed", str(exc)) from exc

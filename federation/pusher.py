@@ -50,7 +50,7 @@ async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str, *
             start = served.get((log.org, log.collection)) or 0
             if type(start) is not int or start > log.size:
                 raise ProtocolError(f"{host_org} claims {log.log_id} has size {start!r}")
-            sent = start
+            first: int | None = None  # the first batch the host took from us
             resyncs = 0
             leaves = store.leaf_hashes(log, log.size)
             while start < log.size:
@@ -67,7 +67,9 @@ async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str, *
                 end = start + len(lines)
                 proof = consistency_proof(end, log.size, leaves) if end < log.size else []
                 try:
+                    pushed_from = start
                     start = await peer.push(log.log_id, lines, log.checkpoint, proof)
+                    first = pushed_from if first is None else first
                 except TransportError as exc:
                     size = (exc.problem or {}).get("size")
                     if exc.status != 409 or type(size) is not int or resyncs >= MAX_RESYNCS:
@@ -78,8 +80,8 @@ async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str, *
                         ) from exc
                     resyncs += 1
                     start = size
-            if start == sent:
+            if first is None:
                 report.append(f"{log.log_id}: {host_org} is up to date at size {log.size}")
             else:
-                report.append(f"{log.log_id}: pushed batches {sent}..{log.size - 1} to {host_org}")
+                report.append(f"{log.log_id}: pushed batches {first}..{log.size - 1} to {host_org}")
     return report

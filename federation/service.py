@@ -56,8 +56,9 @@ class NodeService:
         self.home = home
         self.host = host if host is not None else server.host
         self.port = port if port is not None else server.port
-        self.tls_cert = tls_cert or server.tls_cert
-        self.tls_key = tls_key or server.tls_key
+        # Paths given here are the caller's; paths in config.toml are relative to the home.
+        self.tls_cert = tls_cert or _in_home(home, server.tls_cert)
+        self.tls_key = tls_key or _in_home(home, server.tls_key)
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("TLS needs both a certificate and a key")
         self.local_port = local_port if local_port is not None else server.local_port
@@ -155,3 +156,7 @@ class NodeService:
 
 def resolve(path: Path) -> str:
     return str(path.expanduser().resolve())
+
+
+def _in_home(home: Home, path: str | None) -> str | None:
+    return None if path is None else resolve(home.path / Path(path).expanduser())

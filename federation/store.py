@@ -25,9 +25,9 @@ from keys import Signer, TrustedOrg, TrustStore, Verifier
 from keys.errors import ConfigError, ProtocolError, StoreError
 from protocol.batch import Batch
 from protocol.checkpoint import Checkpoint
-from protocol.entries import Entry
+from protocol.entries import Entry, check_entries
 from protocol.merkle import EMPTY_ROOT, CompactRange, root_hash
-from protocol.names import check_org, make_log_id, parse_log_id
+from protocol.names import check_collection, check_org, make_log_id, parse_log_id
 
 from . import merge
 from .merge import LABEL_SEPARATOR
@@ -84,19 +84,30 @@ class Store:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(
                 str(self.path), isolation_level=None, check_same_thread=False
             )
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            # FULL: a commit is durable when it returns. The publisher signs only after
+            # its leaves are committed; under NORMAL a power cut could undo a commit whose
+            # tree was already signed and served, and the republished batch (a new
+            # `created`) would give a second root for that size (PROTOCOL §5).
+            conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            conn.close()  # a refused store must not keep its file open
+            raise
         self._log_names: dict[int, tuple[str, str]] = {}
 
     def close(self) -> None:
@@ -125,16 +136,19 @@ class Store:
             self.conn.execute("COMMIT")
 
     def _migrate(self) -> None:
-        with self.transaction():
-            version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > len(MIGRATIONS):
-                raise StoreError(
-                    f"the store {self.path} has schema version {version}, newer than this "
-                    f"hashfed knows ({len(MIGRATIONS)}); upgrade hashfed"
-                )
-            for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                migration(self.db)
-                self.conn.execute(f"PRAGMA user_version = {number}")
+        try:
+            with self.transaction():
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > len(MIGRATIONS):
+                    raise StoreError(
+                        f"the store {self.path} has schema version {version}, newer than this "
+                        f"hashfed knows ({len(MIGRATIONS)}); upgrade hashfed"
+                    )
+                for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                    migration(self.db)
+                    self.conn.execute(f"PRAGMA user_version = {number}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot set up the store {self.path}: {exc}") from exc
 
     def data_version(self) -> int:
         """Changes whenever another connection commits: a cheap 'reload?' signal."""
@@ -241,10 +255,26 @@ class Store:
         """
         if not batches:
             return log
-        if batches[0].index != log.held or edge.size != log.held + len(batches):
+        if batches[0].index != log.held:
             raise StoreError(
                 f"{log.log_id}: page starts at {batches[0].index}, store holds {log.held}"
             )
+        for offset, batch in enumerate(batches):
+            if batch.log_id != log.log_id or batch.index != log.held + offset:
+                raise StoreError(
+                    f"{log.log_id}: batch {offset} of the page is leaf {batch.index} of "
+                    f"{batch.log_id}, expected leaf {log.held + offset} of {log.log_id}"
+                )
+        if len(leaves) != len(batches) or edge.size != log.held + len(batches):
+            raise StoreError(
+                f"{log.log_id}: {len(batches)} batches with {len(leaves)} leaf hashes "
+                f"and a right edge of size {edge.size}, store holds {log.held}"
+            )
+        expected_edge = log.held_edge.copy()
+        for leaf in leaves:
+            expected_edge.append(leaf)
+        if expected_edge != edge:
+            raise StoreError(f"{log.log_id}: the page's right edge does not extend the stored tree")
         self.conn.executemany(
             "INSERT INTO batches (log, idx, leaf, data) VALUES (?, ?, ?, ?)",
             [(log.id, b.index, leaf, b.data) for b, leaf in zip(batches, leaves, strict=True)],
@@ -264,6 +294,8 @@ class Store:
         Its size must be exactly what is held, and its root must be the held tree's root;
         a second, different root for a size already recorded is refused (PROTOCOL §5).
         """
+        if checkpoint.origin != log.log_id:
+            raise StoreError(f"{log.log_id}: refusing a checkpoint of {checkpoint.origin}")
         if checkpoint.size != log.held:
             raise StoreError(
                 f"{log.log_id}: checkpoint for size {checkpoint.size}, store holds {log.held}"
@@ -305,7 +337,13 @@ class Store:
     # -- staging (own entries not yet published) ------------------------------------
 
     def stage(self, collection: str, entries: Iterable[Entry]) -> int:
-        """Queue validated entries for the next publish. Call inside a transaction."""
+        """Queue entries for the next publish. Call inside a transaction.
+
+        They are checked here (ProtocolError), so that one bad entry cannot be staged
+        and then block every publish after it.
+        """
+        check_collection(collection)
+        entries = check_entries(list(entries))
         cursor = self.conn.executemany(
             "INSERT INTO staged (collection, op, type, value, labels, opinion)"
             " VALUES (?, ?, ?, ?, ?, ?)",
@@ -331,6 +369,24 @@ class Store:
         for seq, op, type_, value, labels, opinion in cursor:
             labels_t = tuple(labels.split(LABEL_SEPARATOR)) if labels else ()
             yield seq, Entry(op, type_, value, labels_t, opinion)
+
+    def staged_page(self, collection: str, limit: int) -> list[tuple[int, Entry]]:
+        """The first ``limit`` staged entries of a collection, read in full.
+
+        Unlike ``iter_staged`` this leaves no statement running, so a caller may read a
+        page and write inside one transaction without keeping an old read snapshot open
+        (which in WAL mode makes its next ``BEGIN IMMEDIATE`` fail once another
+        connection has committed).
+        """
+        rows = self.conn.execute(
+            "SELECT seq, op, type, value, labels, opinion FROM staged WHERE collection = ?"
+            " ORDER BY seq LIMIT ?",
+            (collection, limit),
+        ).fetchall()
+        return [
+            (seq, Entry(op, type_, value, tuple(labels.split(LABEL_SEPARATOR)) if labels else (), opinion))
+            for seq, op, type_, value, labels, opinion in rows
+        ]
 
     def unstage(self, collection: str, up_to_seq: int) -> None:
         self.conn.execute(

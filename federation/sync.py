@@ -3,9 +3,11 @@ schedule. Each peer has its own task and its own store connection, so one peer t
 down, slow or hostile never stalls the others.
 
 A round that succeeds waits ``interval_s`` ± ``jitter_s`` (so a coalition's nodes do not
-pull in lockstep); a round that fails waits ``backoff_initial_s``, doubling per consecutive
-failure up to ``backoff_max_s``, with the same jitter. Peers added or removed with the CLI
-are picked up within ``reconcile_s``.
+pull in lockstep); a round that fails (the peer is unreachable, does not answer within
+``timeout_s``, or any of its logs fails) waits ``backoff_initial_s``, doubling per
+consecutive failure up to ``backoff_max_s``, with the same jitter. Every outcome is recorded
+for ``hashfed status``. Peers added or removed with the CLI are picked up within
+``reconcile_s``.
 """
 
 from __future__ import annotations
@@ -21,11 +23,16 @@ import aiohttp
 from keys.errors import HashfedError
 
 from .config import PullConfig
-from .puller import LogResult, Puller, _now_text
-from .store import Store
-from .transport import HttpPeer
+from .node import Node
+from .puller import LogResult
+from .rounds import pull_peer, timestamp
 
 log = logging.getLogger(__name__)
+
+
+# Past this many doublings every backoff is at its cap; bounding the exponent keeps a peer
+# that has been down for weeks from overflowing the float (2 ** 1024 does).
+_MAX_DOUBLINGS = 64
 
 
 def next_delay(config: PullConfig, failures: int, rng: random.Random) -> float:
@@ -33,51 +40,18 @@ def next_delay(config: PullConfig, failures: int, rng: random.Random) -> float:
     if failures == 0:
         base = config.interval_s
     else:
-        base = min(config.backoff_max_s, config.backoff_initial_s * 2 ** (failures - 1))
+        doublings = min(failures - 1, _MAX_DOUBLINGS)
+        base = min(config.backoff_max_s, config.backoff_initial_s * 2.0**doublings)
     jitter = rng.uniform(-config.jitter_s, config.jitter_s) if config.jitter_s else 0.0
     return max(0.0, base + jitter)
 
 
-async def pull_peer_once(
-    node_home_db: str,
-    session: aiohttp.ClientSession,
-    org: str,
-    *,
-    node,  # federation.node.Node  # type: ignore[no-untyped-def]
-) -> list[LogResult]:
-    """One round against one peer, with a fresh store connection."""
-    trust = node.trust()
-    peer = trust.get(org)
-    if peer is None or peer.url is None:
-        return []
-    store = Store(node_home_db)
-    try:
-        puller = Puller(
-            store,
-            lambda: store.trust_store(node.signers),
-            own_org=node.org,
-            clock=node.clock,
-            page_batches=node.config.pull.page_batches,
-        )
-        fetcher = HttpPeer(
-            session,
-            peer.url,
-            node.signers[0],
-            clock=node.clock,
-            ca_file=peer.ca_file,
-            page_batches=node.config.pull.page_batches,
-        )
-        try:
-            results = await puller.pull_source(fetcher)
-        except HashfedError as exc:
-            store.note_pull(org, now=_now_text(node.clock()), error=str(exc))
-            raise
-        failed = [r for r in results if r.status == "failed"]
-        error = "; ".join(f"{r.log_id}: {r.detail}" for r in failed) or None
-        store.note_pull(org, now=_now_text(node.clock()), error=error)
-        return results
-    finally:
-        store.close()
+def failures_after(failures: int, results: list[LogResult] | None) -> int:
+    """Consecutive failures after a round: a round that raised (``results`` is None) or
+    had a log fail is one more; a clean round starts over."""
+    if results is None or any(r.status == "failed" for r in results):
+        return failures + 1
+    return 0
 
 
 class SyncScheduler:
@@ -85,7 +59,7 @@ class SyncScheduler:
 
     def __init__(
         self,
-        node,  # federation.node.Node  # type: ignore[no-untyped-def]
+        node: Node,
         session: aiohttp.ClientSession,
         *,
         reconcile_s: float = 5.0,
@@ -116,40 +90,65 @@ class SyncScheduler:
 
     async def _supervise(self) -> None:
         while True:
-            wanted = {o.org for o in self.node.trust() if o.url and o.org != self.node.org}
-            for org in wanted - self._tasks.keys():
-                self._tasks[org] = asyncio.create_task(self._loop(org), name=f"pull {org}")
-            for org in self._tasks.keys() - wanted:
-                self._tasks.pop(org).cancel()
+            try:
+                self._reconcile()
+            except Exception:  # a busy or broken store must not end the scheduler silently
+                log.exception("sync: cannot read the peers")
             await asyncio.sleep(self.reconcile_s)
+
+    def _reconcile(self) -> None:
+        wanted = {o.org for o in self.node.trust() if o.url and o.org != self.node.org}
+        for org in wanted - self._tasks.keys():
+            self._tasks[org] = asyncio.create_task(self._loop(org), name=f"pull {org}")
+        for org in self._tasks.keys() - wanted:
+            self._tasks.pop(org).cancel()
+
+    async def _round(self, org: str) -> list[LogResult]:
+        node = self.node
+        try:
+            return await asyncio.wait_for(
+                pull_peer(
+                    str(node.home.db_path),
+                    node.config,
+                    node.signers,
+                    self.session,
+                    org,
+                    clock=node.clock,
+                ),
+                timeout=node.config.pull.timeout_s,
+            )
+        except TimeoutError:
+            # pull_peer records every other outcome; a round cut off here never got to.
+            error = f"no answer within {node.config.pull.timeout_s:g} s"
+            async with node.write_lock:
+                await asyncio.to_thread(
+                    node.writer.note_pull, org, now=timestamp(node.clock()), error=error
+                )
+            raise
 
     async def _loop(self, org: str) -> None:
         failures = 0
         # Start each peer at a random point of the first interval, not all at once.
         await asyncio.sleep(self.rng.uniform(0, min(self.node.config.pull.jitter_s, 5.0)))
         while True:
+            results: list[LogResult] | None = None
             try:
-                results = await asyncio.wait_for(
-                    pull_peer_once(
-                        str(self.node.home.db_path), self.session, org, node=self.node
-                    ),
-                    timeout=self.node.config.pull.timeout_s,
-                )
+                results = await self._round(org)
             except (HashfedError, TimeoutError) as exc:
-                failures += 1
-                log.warning("pull from %s failed (%d in a row): %s", org, failures, exc)
+                log.warning("pull from %s failed (%d in a row): %s", org, failures + 1, exc)
                 if self.on_round:
                     self.on_round(org, None, exc)
             except Exception as exc:  # a bug must not end this peer's loop silently
-                failures += 1
                 log.exception("pull from %s crashed", org)
                 if self.on_round:
                     self.on_round(org, None, exc)
             else:
-                failures = 1 if any(r.status == "failed" for r in results) else 0
                 for result in results:
                     if result.status == "updated":
-                        log.info("%s: %s %d -> %d", org, result.log_id, result.old_size, result.new_size)
+                        log.info(
+                            "%s: %s %d -> %d", org, result.log_id, result.old_size, result.new_size
+                        )
                 if self.on_round:
                     self.on_round(org, results, None)
+            failures = failures_after(failures, results)
             await asyncio.sleep(next_delay(self.node.config.pull, failures, self.rng))

@@ -84,3 +84,179 @@ def merged_list(home: Home) -> list[dict]:
     """Every record of a node's merged list (active or not), as JSON objects."""
     with home.open_store() as store:
         return [r.to_json_obj() for r in store.records(active_only=False)]
+
+
+# -- access control, push and limits (PROTOCOL §6) ----------------------------------------
+
+
+def configure(home: Home, **sections: dict[str, object]) -> Home:
+    """Rewrite ``home``'s config.toml with these ``[section]`` settings (the rest at their
+    defaults) and return the home reopened: ``configure(h, limits={"max_body_bytes": 4096})``."""
+    import json
+
+    from federation.home import CONFIG_FILE, open_home
+
+    lines = [f"org = {json.dumps(home.org)}"]
+    for section, values in sections.items():
+        lines.append(f"[{section}]")
+        lines += [f"{key} = {json.dumps(value)}" for key, value in values.items()]
+    (home.path / CONFIG_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return open_home(home.path)
+
+
+class FakeClock:
+    """A clock a test moves by hand: ``Node(home, clock=FakeClock())``."""
+
+    def __init__(self, now: float | None = None) -> None:
+        self.now = float(int(time.time())) if now is None else now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def sign_for(
+    url: str,
+    signer,  # keys.Signer
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    body: bytes | None = None,
+    created: int | None = None,
+    nonce: str | None = None,
+) -> dict[str, str]:
+    """The RFC 9421 headers (and Content-Digest) of one request to the node at ``url``."""
+    import os
+
+    from federation.node import authority_of
+    from protocol.httpsig import RequestTarget, new_nonce, sign_request
+
+    target = RequestTarget(method, authority_of(url), path, query)
+    return sign_request(
+        signer,
+        target,
+        body,
+        created=int(time.time()) if created is None else created,
+        nonce=nonce or new_nonce(os.urandom(16)),
+    )
+
+
+class Reply:
+    """A node's answer, read whole."""
+
+    def __init__(self, status: int, headers, body: bytes) -> None:  # type: ignore[no-untyped-def]
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("Content-Type", "").split(";")[0].strip()
+
+    def json(self):  # type: ignore[no-untyped-def]
+        import json
+
+        return json.loads(self.body)
+
+    def __repr__(self) -> str:
+        return f"Reply({self.status}, {self.body[:300]!r})"
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: str,
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    ssl: object = True,
+) -> Reply:
+    """Send one request exactly as given (raw path and query, no signing of its own)."""
+    from yarl import URL
+
+    target = URL(url.rstrip("/") + path + (f"?{query}" if query else ""), encoded=True)
+    async with session.request(method, target, data=body, headers=headers or {}, ssl=ssl) as response:
+        return Reply(response.status, response.headers.copy(), await response.read())
+
+
+async def signed(
+    session: aiohttp.ClientSession,
+    url: str,
+    signer,  # keys.Signer
+    method: str,
+    path: str,
+    *,
+    query: str = "",
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    created: int | None = None,
+) -> Reply:
+    """Sign a request for the node at ``url`` with ``signer`` and send it."""
+    signature = sign_for(url, signer, method, path, query=query, body=body, created=created)
+    return await send(
+        session, url, method, path, query=query, body=body, headers={**(headers or {}), **signature}
+    )
+
+
+PROBLEM_TABLES = ("logs", "batches", "checkpoints", "contributions", "staged", "evidence")
+
+
+def snapshot(home: Home, tables: Iterable[str] = PROBLEM_TABLES) -> dict[str, list[tuple]]:
+    """Every row of the store's content tables, sorted: compare before and after."""
+    import sqlite3
+
+    conn = sqlite3.connect(home.db_path)
+    try:
+        return {t: sorted(conn.execute(f"SELECT * FROM {t}").fetchall()) for t in tables}
+    finally:
+        conn.close()
+
+
+def assert_problem(reply: Reply, status: int, slug: str) -> dict:
+    """``reply`` is RFC 9457 problem+json with this status and type; returns the body."""
+    assert reply.status == status, reply
+    assert reply.content_type == "application/problem+json", reply.headers
+    problem = reply.json()
+    assert problem["type"] == f"urn:hashfed:problem:{slug}", problem
+    assert problem["status"] == status
+    assert isinstance(problem["title"], str) and problem["title"]
+    assert isinstance(problem["detail"], str) and problem["detail"]
+    return problem
+
+
+async def wait_until(predicate, timeout_s: float = 5.0, what: str = "condition") -> None:  # type: ignore[no-untyped-def]
+    """Poll ``predicate()`` (sync or async) until true; fail after ``timeout_s``."""
+    import asyncio
+    import inspect
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+# -- store, publisher and CLI tests ------------------------------------------------------
+
+
+def db_snapshot(path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
+    """Every row of every table of the SQLite file at ``path``, and its schema version,
+    read over a connection of its own: compare before and after an operation that must
+    change nothing. Rows are sorted by ``repr`` (columns mix NULL, text and blobs)."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        snap = {t: sorted(conn.execute(f'SELECT * FROM "{t}"').fetchall(), key=repr) for t in tables}
+        snap["(user_version)"] = conn.execute("PRAGMA user_version").fetchall()
+        return snap
+    finally:
+        conn.close()

@@ -1,0 +1,239 @@
+"""What keeps a node up under hostile clients (PROTOCOL §6; federation.connguard, guard):
+a deadline for the request head, a cap on connections per address, per-key and
+per-address rate limits, and the nonce budget. Limits are set small in each node's
+config.toml; where time matters the node runs on a clock the test holds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import aiohttp
+import pytest
+
+from federation.home import Home
+from federation.node import Node
+from federation.service import NodeService
+from protocol.entries import Entry
+from tests.helpers import (
+    FakeClock,
+    Reply,
+    assert_problem,
+    configure,
+    connect,
+    md5,
+    send,
+    signed,
+    stage_and_publish,
+    wait_until,
+)
+
+A, B, C = "a.example", "b.example", "c.example"
+CHECKPOINT = f"/v1/logs/{A}/default/checkpoint"
+HEADER_TIMEOUT_S = 1.0
+
+
+async def _open(service: NodeService, source: str = "127.0.0.1") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection("127.0.0.1", service.bound_port, local_addr=(source, 0))
+
+
+async def _closed(reader: asyncio.StreamReader) -> bytes:
+    """Read until the server closes (EOF or reset); what it sent before."""
+    try:
+        return await reader.read()
+    except ConnectionResetError:
+        return b""
+
+
+async def _raw_get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, service: NodeService, path: str = "/v1/node"
+) -> bytes:
+    """One keep-alive GET on an open connection; the response head and body."""
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n\r\n".encode())
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+    length = int(next(
+        line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+    ))
+    return head + await asyncio.wait_for(reader.readexactly(length), 5)
+
+
+async def _trickle(writer: asyncio.StreamWriter, lines: list[bytes], every_s: float) -> None:
+    """Send one line every ``every_s`` until done or the connection is gone."""
+    for line in lines:
+        if writer.is_closing():
+            return
+        try:
+            writer.write(line)
+            await writer.drain()
+        except ConnectionError:
+            return
+        await asyncio.sleep(every_s)  # the pace of the attack, not a wait for a result
+
+
+def _node(home: Home, **limits: object) -> tuple[Home, FakeClock]:
+    return configure(home, limits=limits), FakeClock()
+
+
+@pytest.fixture
+def homes(make_home):  # type: ignore[no-untyped-def]
+    a, b, c = make_home(A), make_home(B), make_home(C)
+    stage_and_publish(a, [Entry.add("md5", md5(1))])
+    connect(b, a)
+    connect(c, a)
+    return a, b, c
+
+
+# -- slow request heads ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["silent", "first-request", "keep-alive"])
+async def test_slow_request_head_is_cut_off(homes, start_node, mode: str) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = homes
+    a = configure(a, limits={"header_timeout_s": HEADER_TIMEOUT_S})
+    service = await start_node(a)
+    reader, writer = await _open(service)
+    if mode == "keep-alive":  # a first request in time, then a slow one
+        assert (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
+    started = time.monotonic()
+    head = [f"GET /v1/node HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n".encode()]
+    lines = head + [f"X-Slow-{i}: {i}\r\n".encode() for i in range(30)]  # 9 s of headers
+    if mode == "silent":  # connects and never sends a byte
+        lines = []
+    trickle = asyncio.create_task(_trickle(writer, lines, 0.3))
+    try:
+        # Meanwhile, a normal request on another connection is served.
+        async with aiohttp.ClientSession() as session:
+            assert (await send(session, service.url, "GET", "/v1/node")).status == 200
+            reply = await signed(session, service.url, b.signers[0], "GET", CHECKPOINT)
+            assert reply.status == 200, reply
+        assert await asyncio.wait_for(_closed(reader), HEADER_TIMEOUT_S + 2) == b""
+        elapsed = time.monotonic() - started
+        assert HEADER_TIMEOUT_S * 0.9 <= elapsed <= HEADER_TIMEOUT_S + 1.5, elapsed
+    finally:
+        trickle.cancel()
+        writer.close()
+
+
+async def test_slow_body_is_not_cut_off_by_the_head_deadline(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, _, _ = homes
+    a = configure(a, limits={"header_timeout_s": HEADER_TIMEOUT_S})
+    service = await start_node(a)
+    reader, writer = await _open(service)
+    body = [b"x" * 10] * 6
+    head = (
+        f"POST /v1/logs/{A}/default/batches HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n"
+        f"Content-Length: {sum(map(len, body))}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    try:
+        await _trickle(writer, [head, *body], 0.3)  # the body takes 1.8 s
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    # The whole body was read and the request answered (unsigned: 401), not cut off.
+    assert answer.startswith(b"HTTP/1.1 401"), answer
+
+
+# -- connections per address -----------------------------------------------------------------
+
+
+async def test_connections_per_address_are_capped(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, _, _ = homes
+    a = configure(a, limits={"max_connections_per_address": 3})
+    service = await start_node(a)
+    held = [await _open(service) for _ in range(3)]
+    try:
+        for reader, writer in held:  # all three are open and served
+            assert (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
+        reader, writer = await _open(service)
+        writer.write(f"GET /v1/node HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n\r\n".encode())
+        assert await asyncio.wait_for(_closed(reader), 5) == b""
+        writer.close()
+
+        # Another address is not affected.
+        reader2, writer2 = await _open(service, source="127.0.0.2")
+        assert (await _raw_get(reader2, writer2, service)).startswith(b"HTTP/1.1 200")
+        writer2.close()
+
+        # Once one of the three closes, a new connection is served again.
+        held[0][1].close()
+        await held[0][1].wait_closed()
+
+        async def served() -> bool:
+            reader, writer = await _open(service)
+            try:
+                return (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return False
+            finally:
+                writer.close()
+
+        await wait_until(served, what="a free connection slot")
+    finally:
+        for _, writer in held[1:]:
+            writer.close()
+
+
+# -- rate limits -----------------------------------------------------------------------------
+
+
+async def _get(session: aiohttp.ClientSession, service: NodeService, home: Home, clock: FakeClock) -> Reply:
+    return await signed(session, service.url, home.signers[0], "GET", CHECKPOINT, created=int(clock.now))
+
+
+async def test_flood_from_one_key_is_429_while_another_key_is_served(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = homes
+    a, clock = _node(a, requests_per_second_per_key=1.0, burst_per_key=3)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        statuses = [(await _get(session, service, b, clock)).status for _ in range(3)]
+        assert statuses == [200, 200, 200]
+        for _ in range(5):
+            reply = await _get(session, service, b, clock)
+            problem = assert_problem(reply, 429, "rate-limited")
+            assert reply.headers["Retry-After"] == "1"
+            assert "key" in problem["detail"]
+        # The same address, another key: served.
+        assert (await _get(session, service, c, clock)).status == 200
+        # After Retry-After, b gets one request (the rate), not a new burst.
+        clock.now += 1
+        assert (await _get(session, service, b, clock)).status == 200
+        assert_problem(await _get(session, service, b, clock), 429, "rate-limited")
+
+
+async def test_address_backstop_is_429_before_any_signature_check(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = homes
+    a, clock = _node(a, requests_per_second_per_address=1.0, burst_per_address=4)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(4):
+            assert (await _get(session, service, b, clock)).status == 200
+        unsigned = await send(session, service.url, "GET", CHECKPOINT)
+        assert_problem(unsigned, 429, "rate-limited")  # not 401: no crypto was spent
+        reply = await _get(session, service, b, clock)
+        problem = assert_problem(reply, 429, "rate-limited")
+        assert "address" in problem["detail"] and reply.headers["Retry-After"] == "1"
+        # GET /v1/node is open and not counted.
+        assert (await send(session, service.url, "GET", "/v1/node")).status == 200
+    # Another client address is served.
+    connector = aiohttp.TCPConnector(local_addr=("127.0.0.2", 0))
+    async with aiohttp.ClientSession(connector=connector) as session:
+        assert (await _get(session, service, b, clock)).status == 200
+
+
+async def test_nonce_budget_is_429_never_an_eviction(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, b, c = homes
+    a, clock = _node(a, max_nonces_per_key=3, signature_window_s=300)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        first = await _get(session, service, b, clock)
+        for _ in range(2):
+            assert (await _get(session, service, b, clock)).status == 200
+        reply = await _get(session, service, b, clock)
+        assert_problem(reply, 429, "rate-limited")
+        # The oldest nonce is forgotten once int(now) - created > 300, i.e. in 301 s.
+        assert reply.headers["Retry-After"] == "301"
+        assert (await _get(session, service, c, clock)).status == 200
+        assert first.status == 200
+        clock.now += 301
+        assert (await _get(session, service, b, clock)).status == 200

@@ -1,0 +1,254 @@
+"""The local lookup API (``NodeService(..., local_port=0)``): the node's own matching
+pipeline asks it about hashes. Real node, real listener on 127.0.0.1, real SQLite.
+
+    GET  /v1/hashes/{type}/{value}   the record (as ``lookup --json``) or a 404 problem
+    POST /v1/lookup                  up to 10,000 hashes → results in the same order
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+
+import aiohttp
+import pytest
+
+from federation.home import Home
+from federation.lookup import MAX_LOOKUP_HASHES
+from protocol.entries import Entry
+from tests.helpers import Reply, assert_problem, configure, db_snapshot, md5, send, sha256, stage_and_publish
+
+ORG = "a.example"
+TOKEN = "correct horse battery staple"
+
+
+def record(
+    value: str, *, active: bool = True, labels=(), contributors=(), opinions=(), type_: str = "md5"
+) -> dict:  # type: ignore[no-untyped-def]
+    return {
+        "type": type_,
+        "value": value,
+        "active": active,
+        "labels": list(labels),
+        "contributors": [{"org": ORG, "collection": "default", "labels": list(ls)} for ls in contributors],
+        "opinions": [{"org": ORG, "collection": "default", "opinion": o} for o in opinions],
+    }
+
+
+VOUCHED = record(md5(0xABC), labels=["x:1"], contributors=[["x:1"]])
+DOUBTED = record(md5(2), active=False, opinions=["false_positive"])
+
+
+@pytest.fixture
+def home(make_home) -> Home:  # type: ignore[no-untyped-def]
+    home = make_home(ORG)
+    stage_and_publish(
+        home,
+        [Entry.add("md5", md5(0xABC), ["x:1"]), Entry.opine("md5", md5(2), "false_positive")],
+    )
+    return home
+
+
+@pytest.fixture
+async def api(home: Home, start_node):  # type: ignore[no-untyped-def]
+    service = await start_node(home, local_port=0)
+    assert service.local_bound_port not in (0, service.bound_port)
+    async with aiohttp.ClientSession() as session:
+        yield session, f"http://127.0.0.1:{service.local_bound_port}", service
+
+
+async def post(
+    session: aiohttp.ClientSession, url: str, body: object, headers: dict[str, str] | None = None
+) -> Reply:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})}
+    return await send(session, url, "POST", "/v1/lookup", body=data, headers=headers)
+
+
+# -- GET /v1/hashes/{type}/{value} -------------------------------------------------------
+
+
+async def test_get_a_record(api) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    reply = await send(session, url, "GET", f"/v1/hashes/md5/{md5(0xABC).upper()}")
+    assert (reply.status, reply.content_type) == (200, "application/json")
+    assert reply.json() == VOUCHED
+    reply = await send(session, url, "GET", f"/v1/hashes/md5/{md5(2)}")
+    assert (reply.status, reply.json()) == (200, DOUBTED)  # known, though not active
+
+
+BAD_GETS = [
+    ("never seen", f"/v1/hashes/md5/{md5(3)}", 404, "unknown-hash"),
+    ("same hex, other type", f"/v1/hashes/sha256/{sha256(0xABC)}", 404, "unknown-hash"),
+    ("bad value", "/v1/hashes/md5/xyz", 400, "malformed"),
+    ("unknown type", f"/v1/hashes/tlsh/{md5(1)}", 400, "malformed"),
+    ("no such route", "/v1/node", 404, "not-found"),
+]
+
+
+@pytest.mark.parametrize(("path", "status", "slug"), [c[1:] for c in BAD_GETS], ids=[c[0] for c in BAD_GETS])
+async def test_get_errors(api, home: Home, path: str, status: int, slug: str) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    before = db_snapshot(home.db_path)
+    assert_problem(await send(session, url, "GET", path), status, slug)
+    assert db_snapshot(home.db_path) == before
+
+
+async def test_peers_cannot_ask_for_answers(api) -> None:  # type: ignore[no-untyped-def]
+    """Lookups are only on the local listener; the peer listener serves logs, not answers."""
+    session, _, service = api
+    reply = await send(session, service.url, "GET", f"/v1/hashes/md5/{md5(0xABC)}")
+    assert reply.status in (401, 404)
+    assert reply.content_type == "application/problem+json"
+
+
+async def test_a_new_publish_is_seen_without_restart(api, home: Home) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    assert (await send(session, url, "GET", f"/v1/hashes/md5/{md5(3)}")).status == 404
+    stage_and_publish(home, [Entry.add("md5", md5(3))])
+    reply = await send(session, url, "GET", f"/v1/hashes/md5/{md5(3)}")
+    assert (reply.status, reply.json()) == (200, record(md5(3), contributors=[[]]))
+
+
+# -- POST /v1/lookup -----------------------------------------------------------------------
+
+
+async def test_post_lookup_answers_in_order(api) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    hashes = [
+        {"type": "md5", "value": md5(3)},
+        {"type": "md5", "value": f" {md5(0xABC).upper()}\n"},
+        {"type": "md5", "value": md5(2)},
+        {"type": "md5", "value": md5(0xABC)},
+    ]
+    reply = await post(session, url, {"hashes": hashes})
+    assert (reply.status, reply.json()) == (200, {"results": [None, VOUCHED, DOUBTED, VOUCHED]})
+    assert (await post(session, url, {"hashes": []})).json() == {"results": []}
+
+
+async def test_post_lookup_of_10000(api) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    hashes = [{"type": "md5", "value": md5(i)} for i in range(MAX_LOOKUP_HASHES)]
+    reply = await post(session, url, {"hashes": hashes})
+    assert reply.status == 200
+    results = reply.json()["results"]
+    assert len(results) == MAX_LOOKUP_HASHES
+    assert results[2] == DOUBTED and results[0xABC] == VOUCHED
+    assert sum(r is not None for r in results) == 2
+
+
+def _too_many() -> dict:
+    return {"hashes": [{"type": "md5", "value": md5(i)} for i in range(MAX_LOOKUP_HASHES + 1)]}
+
+
+BAD_POSTS: list[tuple[str, object, int, str]] = [
+    ("10,001 hashes", _too_many(), 413, "too-many-hashes"),
+    ("not JSON", b"{hashes:", 400, "malformed"),
+    ("not UTF-8", b'{"hashes": ["\xff"]}', 400, "malformed"),
+    ("empty body", b"", 400, "malformed"),
+    ("a list, not an object", [{"type": "md5", "value": md5(1)}], 400, "malformed"),
+    ("an extra member", {"hashes": [], "limit": 5}, 400, "malformed"),
+    ("hashes not a list", {"hashes": {"type": "md5", "value": md5(1)}}, 400, "malformed"),
+    ("an item not an object", {"hashes": [md5(1)]}, 400, "malformed"),
+    ("an item without value", {"hashes": [{"type": "md5"}]}, 400, "malformed"),
+    ("an item with an extra key", {"hashes": [{"type": "md5", "value": md5(1), "x": 1}]}, 400, "malformed"),
+    (
+        "a bad value",
+        {"hashes": [{"type": "md5", "value": md5(1)}, {"type": "md5", "value": "zz"}]},
+        400,
+        "malformed",
+    ),
+    ("an unknown type", {"hashes": [{"type": "tlsh", "value": md5(1)}]}, 400, "malformed"),
+    ("a type that is not a string", {"hashes": [{"type": ["md5"], "value": md5(1)}]}, 400, "malformed"),
+    # 32 decimal digits are 32 hex digits once str()-ed: a number must not pass for a hash
+    (
+        "a value that is a number",
+        {"hashes": [{"type": "md5", "value": 12345678901234567890123456789012}]},
+        400,
+        "malformed",
+    ),
+    ("a value that is null", {"hashes": [{"type": "md5", "value": None}]}, 400, "malformed"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "slug"), [c[1:] for c in BAD_POSTS], ids=[c[0] for c in BAD_POSTS]
+)
+async def test_post_lookup_errors(api, home: Home, body: object, status: int, slug: str) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    before = db_snapshot(home.db_path)
+    assert_problem(await post(session, url, body), status, slug)
+    assert db_snapshot(home.db_path) == before
+
+
+async def test_post_body_over_the_cap(api) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    body = io.BytesIO(b'{"hashes": [' + b" " * (9 * 1024 * 1024) + b"]}")
+    async with session.post(url + "/v1/lookup", data=body) as response:
+        reply = Reply(response.status, response.headers.copy(), await response.read())
+    assert_problem(reply, 413, "content-too-large")
+
+
+# -- the bearer token ------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def guarded(home: Home, start_node):  # type: ignore[no-untyped-def]
+    home = configure(home, server={"local_token": TOKEN})
+    service = await start_node(home, local_port=0)
+    async with aiohttp.ClientSession() as session:
+        yield session, f"http://127.0.0.1:{service.local_bound_port}", service
+
+
+BAD_TOKENS = [
+    ("no header", {}),
+    ("wrong token", {"Authorization": "Bearer wrong"}),
+    ("token as basic", {"Authorization": f"Basic {TOKEN}"}),
+    ("token without scheme", {"Authorization": TOKEN}),
+    ("token with a suffix", {"Authorization": f"Bearer {TOKEN}x"}),
+]
+
+
+@pytest.mark.parametrize("headers", [c[1] for c in BAD_TOKENS], ids=[c[0] for c in BAD_TOKENS])
+@pytest.mark.parametrize(
+    "path", [f"/v1/hashes/md5/{md5(0xABC)}", "/v1/unknown"], ids=["known route", "unknown route"]
+)
+async def test_token_required(guarded, headers: dict[str, str], path: str) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = guarded
+    reply = await send(session, url, "GET", path, headers=headers)
+    assert_problem(reply, 401, "bad-token")
+    assert reply.headers["WWW-Authenticate"] == "Bearer"
+
+
+async def test_token_accepted(guarded) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = guarded
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    reply = await send(session, url, "GET", f"/v1/hashes/md5/{md5(0xABC)}", headers=auth)
+    assert (reply.status, reply.json()) == (200, VOUCHED)
+    reply = await post(
+        session,
+        url,
+        {"hashes": [{"type": "md5", "value": md5(2)}]},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert (reply.status, reply.json()) == (200, {"results": [DOUBTED]})
+
+
+async def test_token_header_that_is_not_utf8(guarded) -> None:  # type: ignore[no-untyped-def]
+    """Raw bytes a client library would not send: a wrong token (401), never a 500."""
+    _, url, _ = guarded
+    port = int(url.rsplit(":", 1)[1])
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(
+            f"GET /v1/hashes/md5/{md5(0xABC)} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n".encode()
+            + b"Authorization: Bearer \xff\xfe\r\nConnection: close\r\n\r\n"
+        )
+        await writer.drain()
+        response = await asyncio.wait_for(reader.read(), timeout=10)
+    finally:
+        writer.close()
+        await writer.wait_closed()
+    status_line = response.split(b"\r\n", 1)[0]
+    assert status_line == b"HTTP/1.1 401 Unauthorized", response[:200]

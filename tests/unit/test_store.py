@@ -1,0 +1,497 @@
+"""The SQLite store: schema migrations, pragmas, transactions, and the guards that keep a
+log append-only and its checkpoints single-rooted (PROTOCOL §5, §7).
+
+Every refusal is a named row that asserts the exact error and that no table changed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from federation import store as store_module
+from federation._schema import MIGRATIONS
+from federation.store import Store
+from keys import Signer
+from keys.errors import ConfigError, ProtocolError, StoreError
+from protocol.batch import Batch, decode_batch, encode_batch
+from protocol.checkpoint import Checkpoint, sign_checkpoint
+from protocol.entries import Entry
+from protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash, root_hash
+from tests.helpers import FIXED_NOW, db_snapshot, md5
+
+ORG = "a.example"
+LOG = "a.example/default"
+SIGNER = Signer.from_seed(ORG, bytes(range(32)))
+OTHER = Signer.from_seed("b.example", bytes(range(1, 33)))
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "hashfed.db"
+
+
+@pytest.fixture
+def store(path: Path):
+    with Store(path) as store:
+        yield store
+
+
+def batch(index: int, *, org: str = ORG, collection: str = "default", n: int = 2) -> Batch:
+    data = encode_batch(
+        org=org,
+        collection=collection,
+        index=index,
+        created=FIXED_NOW,
+        entries=[Entry.add("md5", md5(index * 100 + i), [f"b:{index}"]) for i in range(n)],
+    )
+    return decode_batch(data, org=org, collection=collection, index=index)
+
+
+def extend(edge: CompactRange, batches: list[Batch]) -> tuple[list[bytes], CompactRange]:
+    leaves = [leaf_hash(b.data) for b in batches]
+    edge = edge.copy()
+    for leaf in leaves:
+        edge.append(leaf)
+    return leaves, edge
+
+
+def append(store: Store, batches: list[Batch], *, log_id: str = LOG):
+    with store.transaction():
+        log = store.ensure_log(*log_id.split("/"))
+        leaves, edge = extend(log.held_edge, batches)
+        return store.append_batches(log, batches, leaves, edge)
+
+
+def checkpoint(
+    size: int, root: bytes, *, origin: str = LOG, signer: Signer = SIGNER
+) -> tuple[Checkpoint, bytes]:
+    cp = Checkpoint(origin=origin, size=size, root=root)
+    return cp, sign_checkpoint(cp, [signer])
+
+
+def accept(store: Store, cp: Checkpoint, note: bytes, *, log_id: str = LOG):
+    with store.transaction():
+        log = store.log(log_id)
+        assert log is not None
+        return store.accept_checkpoint(log, cp, note)
+
+
+# -- schema and pragmas -----------------------------------------------------------------
+
+
+def test_fresh_store_gets_the_newest_schema(store: Store) -> None:
+    assert store.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+    tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert {"logs", "batches", "checkpoints", "contributions", "staged", "peers", "grants"} <= tables
+
+
+def test_reopening_keeps_data_and_runs_no_migration_twice(path: Path) -> None:
+    with Store(path) as store, store.transaction():
+        store.stage("default", [Entry.add("md5", md5(1))])
+    before = db_snapshot(path)
+    with Store(path):
+        pass
+    assert db_snapshot(path) == before
+
+
+def test_pragmas(store: Store) -> None:
+    """WAL for concurrent readers; synchronous FULL so that a commit is durable when it
+    returns: the publisher signs a tree only after its leaves are committed (PROTOCOL §5),
+    and WAL's NORMAL could lose such a commit in a power cut."""
+    assert store.conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert store.conn.execute("PRAGMA synchronous").fetchone() == (2,)  # FULL
+    assert store.conn.execute("PRAGMA foreign_keys").fetchone() == (1,)
+
+
+def test_a_store_from_a_newer_hashfed_is_refused_untouched(path: Path) -> None:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE future (x)")
+    conn.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    conn.commit()
+    conn.close()
+    before = db_snapshot(path)
+
+    with pytest.raises(StoreError, match=f"schema version {len(MIGRATIONS) + 1}, newer than"):
+        Store(path)
+    assert db_snapshot(path) == before
+
+
+def test_a_file_that_is_not_a_database_is_refused(path: Path) -> None:
+    path.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(StoreError, match="cannot open the store"):
+        Store(path)
+    assert path.read_bytes() == b"this is not SQLite" * 100
+
+
+def test_a_failing_migration_leaves_the_old_version(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A migration and its version bump are one transaction: half a migration never lands."""
+    Store(path).close()
+    before = db_snapshot(path)
+
+    def broken(db) -> None:  # type: ignore[no-untyped-def]
+        db.execute("CREATE TABLE half_done (x)")
+        raise RuntimeError("migration 2 failed")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, broken))
+    with pytest.raises(RuntimeError, match="migration 2 failed"):
+        Store(path)
+    assert db_snapshot(path) == before
+
+
+# -- transactions -----------------------------------------------------------------------
+
+
+def test_a_transaction_rolls_back_on_error(path: Path, store: Store) -> None:
+    before = db_snapshot(path)
+    with pytest.raises(KeyError), store.transaction():
+        store.stage("default", [Entry.add("md5", md5(1))])
+        store.ensure_log(ORG, "default", own=True)
+        raise KeyError("boom")
+    assert db_snapshot(path) == before
+    with store.transaction():  # and the connection is usable again
+        store.stage("default", [Entry.add("md5", md5(2))])
+    assert [e.value for _, e in store.iter_staged("default")] == [md5(2)]
+
+
+def test_nested_transactions_are_refused(path: Path, store: Store) -> None:
+    before = db_snapshot(path)
+    with pytest.raises(StoreError, match="nested transaction"), store.transaction():
+        store.stage("default", [Entry.add("md5", md5(1))])
+        with store.transaction():
+            pass
+    assert db_snapshot(path) == before
+
+
+def test_a_failed_page_stores_nothing(path: Path, store: Store) -> None:
+    """A page whose merge fails half-way leaves no batch, no entry and no tree state."""
+    append(store, [batch(0)])
+    before = db_snapshot(path)
+    good = batch(1)
+    with pytest.raises(sqlite3.IntegrityError), store.transaction():
+        log = store.log(LOG)
+        leaves, edge = extend(log.held_edge, [good])
+        store.append_batches(log, [good], leaves, edge)
+        store.conn.execute("INSERT INTO batches (log, idx, leaf, data) VALUES (?, 0, x'', x'')", (log.id,))
+    assert db_snapshot(path) == before
+
+
+# -- append_batches: a log only grows at its end -------------------------------------------
+
+
+def test_append_stores_bytes_verbatim_and_merges(store: Store) -> None:
+    log = append(store, [batch(0), batch(1)])
+    assert (log.held, log.size, log.checkpoint) == (2, 0, None)
+    assert list(store.iter_batches(log, 0, 99)) == [batch(0).data, batch(1).data]
+    assert store.leaf_hashes(log, 2) == [leaf_hash(batch(0).data), leaf_hash(batch(1).data)]
+    assert store.root_at(log, 2) == root_hash(store.leaf_hashes(log, 2))
+    assert store.root_at(log, 0) == EMPTY_ROOT
+    assert [r.value for r in store.records()] == [md5(0), md5(1), md5(100), md5(101)]
+    log = append(store, [batch(2)])
+    assert log.held == 3
+    assert append(store, []) == log  # an empty page changes nothing
+
+
+def _wrong_start(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(2)]
+    return batches, *extend(edge, batches)
+
+
+def _gap(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(1), batch(3)]
+    leaves, new_edge = extend(edge, batches)
+    return batches, leaves, new_edge
+
+
+def _other_log(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(1, org="b.example")]
+    return batches, *extend(edge, batches)
+
+
+def _other_collection(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(1, collection="csam")]
+    return batches, *extend(edge, batches)
+
+
+def _short_edge(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(1), batch(2)]
+    leaves, _ = extend(edge, batches)
+    _, one = extend(edge, batches[:1])
+    return batches, leaves, one
+
+
+def _foreign_edge(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(1)]
+    leaves, _ = extend(edge, batches)
+    _, other = extend(edge, [batch(1, n=3)])
+    return batches, leaves, other
+
+
+def _missing_leaf(log, edge):  # type: ignore[no-untyped-def]
+    batches = [batch(1), batch(2)]
+    leaves, new_edge = extend(edge, batches)
+    return batches, leaves[:1], new_edge
+
+
+BAD_PAGES: list[tuple[str, Callable, str]] = [
+    ("starts past the end", _wrong_start, "page starts at 2, store holds 1"),
+    ("skips an index", _gap, "batch 1 of the page is leaf 3 of a.example/default, expected leaf 2"),
+    (
+        "another org's batch",
+        _other_log,
+        "is leaf 1 of b.example/default, expected leaf 1 of a.example/default",
+    ),
+    ("another collection's batch", _other_collection, "is leaf 1 of a.example/csam"),
+    ("right edge too short", _short_edge, "right edge of size 2, store holds 1"),
+    ("right edge of other leaves", _foreign_edge, "right edge does not extend the stored tree"),
+    ("a leaf hash missing", _missing_leaf, "2 batches with 1 leaf hashes"),
+]
+
+
+@pytest.mark.parametrize(("make", "message"), [c[1:] for c in BAD_PAGES], ids=[c[0] for c in BAD_PAGES])
+def test_append_refuses_a_page_that_does_not_extend_the_log(
+    path: Path, store: Store, make: Callable, message: str
+) -> None:
+    append(store, [batch(0)])
+    before = db_snapshot(path)
+    with pytest.raises(StoreError) as caught, store.transaction():
+        log = store.log(LOG)
+        batches, leaves, edge = make(log, log.held_edge)
+        store.append_batches(log, batches, leaves, edge)
+    assert message in str(caught.value)
+    assert db_snapshot(path) == before
+
+
+# -- accept_checkpoint: one root per size, only for the tree held -------------------------
+
+
+def test_accept_checkpoint_moves_the_served_view(store: Store) -> None:
+    log = append(store, [batch(0), batch(1)])
+    cp, note = checkpoint(2, log.held_edge.root())
+    log = accept(store, cp, note)
+    assert (log.size, log.root, log.checkpoint, log.held) == (2, cp.root, note, 2)
+    assert store.checkpoint_at(log, 2) == note
+    assert [x.log_id for x in store.served_logs()] == [LOG]
+    assert accept(store, cp, note) == log  # the same checkpoint again: no change
+
+
+def _cp_too_small(store: Store, log) -> tuple[Checkpoint, bytes]:  # type: ignore[no-untyped-def]
+    return checkpoint(1, store.root_at(log, 1))
+
+
+def _cp_too_big(store: Store, log) -> tuple[Checkpoint, bytes]:  # type: ignore[no-untyped-def]
+    return checkpoint(3, log.held_edge.root())
+
+
+def _cp_second_root(store: Store, log) -> tuple[Checkpoint, bytes]:  # type: ignore[no-untyped-def]
+    return checkpoint(2, bytes(32))
+
+
+def _cp_other_log(store: Store, log) -> tuple[Checkpoint, bytes]:  # type: ignore[no-untyped-def]
+    return checkpoint(2, log.held_edge.root(), origin="b.example/default", signer=OTHER)
+
+
+BAD_CHECKPOINTS = [
+    ("a size below what is held", _cp_too_small, "checkpoint for size 1, store holds 2"),
+    ("a size above what is held", _cp_too_big, "checkpoint for size 3, store holds 2"),
+    ("a second root for a signed size", _cp_second_root, "checkpoint root differs from the stored tree"),
+    ("another log's checkpoint", _cp_other_log, "refusing a checkpoint of b.example/default"),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"), [c[1:] for c in BAD_CHECKPOINTS], ids=[c[0] for c in BAD_CHECKPOINTS]
+)
+def test_accept_checkpoint_refuses(path: Path, store: Store, make: Callable, message: str) -> None:
+    log = append(store, [batch(0), batch(1)])
+    accept(store, *checkpoint(2, log.held_edge.root()))
+    before = db_snapshot(path)
+    with pytest.raises(StoreError, match=message):
+        accept(store, *make(store, store.log(LOG)))
+    assert db_snapshot(path) == before
+
+
+def test_accept_checkpoint_refuses_a_root_that_contradicts_the_history(path: Path, store: Store) -> None:
+    """Belt and braces: even were the held tree somehow to disagree with a checkpoint
+    recorded for the same size, no second root is recorded for it."""
+    log = append(store, [batch(0)])
+    with store.transaction():
+        store.conn.execute(
+            "INSERT INTO checkpoints (log, size, root, note) VALUES (?, 1, ?, x'00')", (log.id, bytes(32))
+        )
+    before = db_snapshot(path)
+    with pytest.raises(StoreError, match="refusing a second root for size 1"):
+        accept(store, *checkpoint(1, log.held_edge.root()))
+    assert db_snapshot(path) == before
+
+
+# -- staging -----------------------------------------------------------------------------
+
+
+def test_staging_keeps_order_per_collection(store: Store) -> None:
+    entries = [
+        Entry.add("md5", md5(1), ["x:1", "y:2"]),
+        Entry.remove("md5", md5(2)),
+        Entry.opine("md5", md5(3), "false_positive"),
+    ]
+    with store.transaction():
+        assert store.stage("default", entries) == 3
+        assert store.stage("csam", [Entry.add("md5", md5(9))]) == 1
+    assert store.staged_collections() == [("csam", 1), ("default", 3)]
+    staged = list(store.iter_staged("default"))
+    assert [e for _, e in staged] == entries
+    assert store.staged_page("default", 2) == staged[:2]
+    with store.transaction():
+        store.unstage("default", staged[1][0])
+    assert [e for _, e in store.iter_staged("default")] == entries[2:]
+    assert store.staged_collections() == [("csam", 1), ("default", 1)]
+
+
+BAD_STAGING = [
+    ("bad collection", "No-Caps", [Entry.add("md5", md5(1))], "bad collection 'No-Caps'"),
+    ("unnormalised value", "default", [Entry("add", "md5", "AB" * 16, (), None)], "entry 0: bad"),
+    (
+        "unknown hash type",
+        "default",
+        [Entry("add", "tlsh", md5(1), (), None)],
+        "entry 0: unknown hash type 'tlsh'",
+    ),
+    (
+        "unsorted labels",
+        "default",
+        [Entry("add", "md5", md5(1), ("z:1", "a:1"), None)],
+        "labels must be sorted",
+    ),
+    (
+        "second entry bad",
+        "default",
+        [Entry.add("md5", md5(1)), Entry("remove", "md5", md5(2), (), "true_positive")],
+        "entry 1: a 'remove' entry has no opinion",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("collection", "entries", "message"), [c[1:] for c in BAD_STAGING], ids=[c[0] for c in BAD_STAGING]
+)
+def test_staging_refuses_entries_no_batch_could_hold(
+    path: Path, store: Store, collection: str, entries: list[Entry], message: str
+) -> None:
+    """Checked when staged, so one bad entry cannot block every later publish."""
+    before = db_snapshot(path)
+    with pytest.raises(ProtocolError) as caught, store.transaction():
+        store.stage(collection, entries)
+    assert message in str(caught.value)
+    assert db_snapshot(path) == before
+
+
+# -- peers, grants, status, evidence -------------------------------------------------------
+
+
+def add_peer(store: Store, org: str = "b.example", vkeys: list[str] | None = None) -> None:
+    store.add_peer(
+        org,
+        url="http://127.0.0.1:1",
+        vkeys=[OTHER.vkey()] if vkeys is None else vkeys,
+        accept_push=False,
+        ca_file=None,
+        now="2026-11-26T00:00:00Z",
+    )
+
+
+def test_peers_and_grants_make_the_trust_store(store: Store) -> None:
+    add_peer(store)
+    store.grant("b.example", LOG)
+    trust = store.trust_store([SIGNER])
+    assert trust.verifiers_for("b.example") == (OTHER.verifier(),)
+    assert trust.verifiers_for(ORG) == (SIGNER.verifier(),)
+    assert trust.may_read("b.example", LOG)
+    assert store.grants() == [("b.example", LOG)]
+
+    rotated = Signer.from_seed("b.example", bytes(32))
+    add_peer(store, vkeys=[rotated.vkey(), OTHER.vkey()])  # keys are replaced, grants kept
+    assert set(store.trust_store().verifiers_for("b.example")) == {rotated.verifier(), OTHER.verifier()}
+    store.remove_peer_key("b.example", OTHER.vkey())
+    assert store.trust_store().verifiers_for("b.example") == (rotated.verifier(),)
+    store.revoke("b.example", LOG)
+    assert not store.trust_store().may_read("b.example", LOG)
+    store.remove_peer("b.example")
+    assert store.trust_store().get("b.example") is None
+
+
+BAD_PEER_CHANGES: list[tuple[str, Callable[[Store], None], type[Exception], str]] = [
+    ("bad org", lambda s: add_peer(s, org="B_EXAMPLE"), ProtocolError, "bad org id 'B_EXAMPLE'"),
+    (
+        "malformed vkey",
+        lambda s: add_peer(s, vkeys=["b.example+zz+not-a-key"]),
+        ConfigError,
+        "peer b.example: bad key",
+    ),
+    (
+        "key of another org",
+        lambda s: add_peer(s, vkeys=[SIGNER.vkey()]),
+        ConfigError,
+        "the key is for 'a.example'",
+    ),
+    ("no key", lambda s: add_peer(s, vkeys=[]), ConfigError, "at least one --key"),
+    ("remove unknown peer", lambda s: s.remove_peer("c.example"), ConfigError, "no peer c.example"),
+    (
+        "remove unknown key",
+        lambda s: s.remove_peer_key("b.example", SIGNER.vkey()),
+        ConfigError,
+        "has no such key",
+    ),
+    ("grant a bad log id", lambda s: s.grant("b.example", "a.example"), ProtocolError, "bad log id"),
+    (
+        "revoke what was never granted",
+        lambda s: s.revoke("b.example", "a.example/csam"),
+        ConfigError,
+        "has no grant",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"), [c[1:] for c in BAD_PEER_CHANGES], ids=[c[0] for c in BAD_PEER_CHANGES]
+)
+def test_bad_peer_changes_are_refused(
+    path: Path, store: Store, change: Callable[[Store], None], error: type[Exception], message: str
+) -> None:
+    add_peer(store)
+    store.grant("b.example", LOG)
+    before = db_snapshot(path)
+    with pytest.raises(error) as caught:
+        change(store)
+    assert type(caught.value) is error
+    assert message in str(caught.value)
+    assert db_snapshot(path) == before
+
+
+def test_pull_status_counts_failures_and_keeps_the_last_success(store: Store) -> None:
+    store.note_pull("b.example", now="t1", error=None)
+    store.note_pull("b.example", now="t2", error="timeout")
+    store.note_pull("b.example", now="t3", error="refused")
+    status = store.peer_status()["b.example"]
+    assert (status.last_attempt, status.last_success, status.last_error, status.failures) == (
+        "t3",
+        "t1",
+        "refused",
+        2,
+    )
+    store.note_pull("b.example", now="t4", error=None)
+    status = store.peer_status()["b.example"]
+    assert (status.last_success, status.last_error, status.failures) == ("t4", None, 0)
+
+
+def test_evidence_is_kept_once(store: Store) -> None:
+    kwargs = dict(log_id=LOG, kind="equivocation", size=2, ours=b"one", theirs=b"two", detail="d")
+    assert store.record_evidence(**kwargs, source="http://x", now="t1") is True
+    assert store.record_evidence(**kwargs, source="http://y", now="t2") is False
+    assert store.record_evidence(**{**kwargs, "theirs": b"three"}, source="http://y", now="t3") is True
+    assert [(e.theirs, e.source, e.detected_at) for e in store.evidence()] == [
+        (b"two", "http://x", "t1"),
+        (b"three", "http://y", "t3"),
+    ]
