@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from itertools import groupby
-from operator import attrgetter
+from operator import itemgetter
 
 from protocol.entries import Entry
 
@@ -41,13 +41,20 @@ _OPINION = (
     " ON CONFLICT (type, value, log) DO UPDATE SET opinion = excluded.opinion"
 )
 
-_hash_key = attrgetter("type", "value")
+# Entry is a NamedTuple: (op, type, value, labels, opinion).
+_hash_key = itemgetter(1, 2)
+_op = itemgetter(0)
 
 
 def apply_entries(conn: sqlite3.Connection, log: int, entries: Iterable[Entry]) -> None:
     """Apply entries of one log, in log order. Call inside the page's transaction."""
     ordered = sorted(entries, key=_hash_key)
-    for op, run in groupby(ordered, key=attrgetter("op")):
+    if all(e.op == "add" for e in ordered):  # the bulk of every sync: one statement
+        conn.executemany(
+            _ADD, [(e.type, e.value, log, LABEL_SEPARATOR.join(e.labels)) for e in ordered]
+        )
+        return
+    for op, run in groupby(ordered, key=_op):
         if op == "add":
             conn.executemany(
                 _ADD, [(e.type, e.value, log, LABEL_SEPARATOR.join(e.labels)) for e in run]

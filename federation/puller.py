@@ -180,29 +180,46 @@ class Puller:
 
         verifier = PageVerifier(log_id, held if held is not None else CompactRange(), target)
         entries = 0
-        while not verifier.done:
-            start = verifier.edge.size
-            end = min(start + self.page_batches, target.size)
-            lines = await fetcher.batches(log_id, start, end)
-            if not lines:
-                raise ProtocolError(f"{fetcher.source}: no batches from {start} for {log_id}")
-            if len(lines) > end - start:
-                raise ProtocolError(
-                    f"{fetcher.source}: asked for {end - start} batches, got {len(lines)}"
+        # Pipelined: page k commits in a worker thread while page k+1 is fetched and
+        # verified (SQLite releases the GIL while it writes, so the two use both cores).
+        # Pages still commit strictly in order, each in its own transaction.
+        committing: asyncio.Future[int] | None = None
+        try:
+            while not verifier.done:
+                lines, proof = await self._fetch_page(fetcher, log_id, verifier.edge.size, target.size)
+                page = await asyncio.to_thread(verifier.verify_page, lines, proof)
+                final = signed if verifier.done else None
+                if committing is not None:
+                    entries += await committing
+                committing = asyncio.ensure_future(
+                    asyncio.to_thread(self._commit, log_id, page, final)
                 )
-            page_end = start + len(lines)
-            proof = (
-                [] if page_end == target.size
-                else await fetcher.consistency(log_id, page_end, target.size)
-            )
-            page = await asyncio.to_thread(verifier.verify_page, lines, proof)
-            final = signed if verifier.done else None
-            await asyncio.to_thread(self._commit, log_id, page, final)
-            count = sum(len(b.entries) for b in page.batches)
-            entries += count
-            if self.progress is not None:
-                self.progress(count)
+            if committing is not None:
+                entries += await committing
+                committing = None
+        finally:
+            if committing is not None and not committing.done():
+                # A verified page is being written: let its transaction finish before the
+                # caller may close the store (a worker thread cannot be cancelled).
+                await asyncio.wait({committing})
         return LogResult(log_id, "updated", size, target.size, entries=entries)
+
+    async def _fetch_page(
+        self, fetcher: Fetcher, log_id: str, start: int, size: int
+    ) -> tuple[list[bytes], list[bytes]]:
+        """Batches from ``start`` (the source may send fewer than asked, never none) and
+        the consistency proof from the page's end to ``size``."""
+        end = min(start + self.page_batches, size)
+        lines = await fetcher.batches(log_id, start, end)
+        if not lines:
+            raise ProtocolError(f"{fetcher.source}: no batches from {start} for {log_id}")
+        if len(lines) > end - start:
+            raise ProtocolError(
+                f"{fetcher.source}: asked for {end - start} batches, got {len(lines)}"
+            )
+        page_end = start + len(lines)
+        proof = [] if page_end == size else await fetcher.consistency(log_id, page_end, size)
+        return lines, proof
 
     def _assess(self, state: LogState, signed: SignedCheckpoint) -> Assessment:
         return assess(
@@ -215,13 +232,18 @@ class Puller:
             root_at=lambda n: self.store.root_at(state, n),
         )
 
-    def _commit(self, log_id: str, page: VerifiedPage, final: SignedCheckpoint | None) -> None:
+    def _commit(self, log_id: str, page: VerifiedPage, final: SignedCheckpoint | None) -> int:
+        """Store one verified page in one transaction; returns its entry count."""
         org, collection = parse_log_id(log_id)
         with self.store.transaction():
             state = self.store.ensure_log(org, collection)
             state = self.store.append_batches(state, page.batches, page.leaves, page.edge)
             if final is not None:
                 self.store.accept_checkpoint(state, final.checkpoint, final.note)
+        count = sum(len(batch.entries) for batch in page.batches)
+        if self.progress is not None:
+            self.progress(count)
+        return count
 
     def _accept(self, log_id: str, signed: SignedCheckpoint) -> None:
         with self.store.transaction():

@@ -40,6 +40,7 @@ from tests.helpers import (
     md5,
     send,
     signed,
+    snapshot,
     stage_and_publish,
 )
 
@@ -244,8 +245,10 @@ BAD_PARAMS = {
 @pytest.mark.parametrize(("route", "query", "status", "slug"), list(BAD_PARAMS.values()), ids=list(BAD_PARAMS))
 async def test_bad_parameters(site: Site, route: str | None, query: str, status: int, slug: str) -> None:
     path = f"{BASE}/{route}" if route else "/v1/logs"
+    before = snapshot(site.a)
     reply = await site.get(path, query)
     assert_problem(reply, status, slug)
+    assert snapshot(site.a) == before
 
 
 ROUTES = ["checkpoint", "batches?start=0", "proof/inclusion?index=0&size=1", "proof/consistency?old=1&new=1"]
@@ -359,6 +362,7 @@ def _signable(path: str, query: str) -> bool:
 @pytest.mark.parametrize("target", HOSTILE, ids=[f"hostile-{i}" for i in range(len(HOSTILE))])
 async def test_hostile_requests_never_500(site: Site, target: str) -> None:
     path, _, query = target.partition("?")
+    before = snapshot(site.a)
     if _signable(path, query):
         reply = await site.get(path, query)
     else:  # cannot even be signed: the node must still answer, with 401
@@ -367,6 +371,7 @@ async def test_hostile_requests_never_500(site: Site, target: str) -> None:
     if reply.status >= 400:
         assert reply.content_type == "application/problem+json", reply
         assert reply.json()["status"] == reply.status
+    assert snapshot(site.a) == before
 
 
 @pytest.mark.parametrize(
