@@ -258,12 +258,18 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     # Check every argument before anything is stored: an error leaves the store unchanged.
     grants = [f"{home.org}/{check_collection(collection)}" for collection in args.grant or ()]
     with home.open_store() as store:
+        # Re-adding a known peer (to change its keys, say) keeps what is not given again.
+        known = store.trust_store().get(org)
         store.add_peer(
             org,
-            url=args.url,
+            url=args.url or (known.url if known else None),
             vkeys=args.key,
-            accept_push=args.accept_push,
-            ca_file=str(Path(args.ca_file).resolve()) if args.ca_file else None,
+            accept_push=args.accept_push or (known.accept_push if known else False),
+            ca_file=(
+                str(Path(args.ca_file).resolve())
+                if args.ca_file
+                else (known.ca_file if known else None)
+            ),
             now=_stamp(),
         )
         for log_id in grants:
@@ -621,7 +627,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     peer = sub.add_parser("peer", help="trusted orgs: keys, URL, grants")
     peer_sub = peer.add_subparsers(dest="peer_command", required=True, parser_class=_Parser)
-    p = peer_sub.add_parser("add", help="add or update a peer (its keys are replaced)")
+    p = peer_sub.add_parser(
+        "add", help="add or update a peer (keys are replaced; a URL, --accept-push and"
+        " --ca-file given before are kept)"
+    )
     p.add_argument("org")
     p.add_argument("--url")
     p.add_argument("--key", action="append", required=True, help="a vkey; repeat for several")

@@ -137,6 +137,10 @@ class Store:
 
     def _migrate(self) -> None:
         try:
+            # Opening an up-to-date store takes no write lock (the common case, and the
+            # one that must not wait behind another connection's commit).
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS):
+                return
             with self.transaction():
                 version = self.conn.execute("PRAGMA user_version").fetchone()[0]
                 if version > len(MIGRATIONS):

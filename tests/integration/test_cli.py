@@ -495,7 +495,10 @@ def test_peer_grant_revoke_list(cli: Cli) -> None:
     rotated = Signer.from_seed(PEER, bytes(32)).vkey()
     out = cli.ok("peer", "add", PEER, "--key", PEER_KEY, "--key", rotated)
     assert out == f"peer {PEER}: 2 key(s)\n"
-    assert sorted(cli.ok("peer", "list").splitlines()[1:]) == sorted([f"  {PEER_KEY}", f"  {rotated}"])
+    listed = cli.ok("peer", "list").splitlines()
+    # what was not given again (URL, --accept-push, grants) is kept
+    assert listed[0] == f"{PEER}: https://b.example:8443; accepts push; reads {ORG}/default"
+    assert sorted(listed[1:]) == sorted([f"  {PEER_KEY}", f"  {rotated}"])
     cli.ok("peer", "remove", PEER)
     assert cli.ok("peer", "list") == ""
 
