@@ -16,14 +16,11 @@ import os
 import signal
 import sqlite3
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
-
-import aiohttp
 
 from keys.errors import ConfigError, HashfedError, ProtocolError
 from protocol.entries import Entry
@@ -33,9 +30,11 @@ from protocol.names import check_collection, check_org, parse_log_id
 from .home import Home, add_key, init_home, open_home, remove_key
 from .progress import progress_bar
 from .publisher import publish
-from .puller import Puller
-from .pusher import push_logs
-from .transport import HttpPeer
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from .puller import LogResult
 
 EXIT_ERROR = 2
 EXIT_NOT_FOUND = 1
@@ -368,69 +367,49 @@ def cmd_keys_remove(args: argparse.Namespace) -> int:
 
 
 def _session(home: Home) -> aiohttp.ClientSession:
+    import aiohttp  # network modules load only for the commands that use them
+
     pull = home.config.pull
     return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=pull.timeout_s, sock_connect=10))
 
 
-async def _pull(home: Home, org: str | None) -> int:
-    from .store import Store
+def _result_line(org: str, r: LogResult) -> str:
+    line = f"{org}: {r.log_id}: {r.status}"
+    if r.status == "updated":
+        line += f" {r.old_size} -> {r.new_size} ({r.entries} entries)"
+    elif r.status in ("up to date", "source behind"):
+        line += f" at size {r.new_size}"
+    if r.detail:
+        line += f": {r.detail}"
+    return line
 
+
+async def _pull(home: Home, org: str | None) -> int:
+    from .rounds import pull_peer
+
+    with home.open_store() as store:
+        peers = [p.org for p in store.trust_store(home.signers) if p.url and p.org != home.org]
+    if org is not None:
+        if org not in peers:
+            raise ConfigError(f"no peer {org} with a URL; see 'hashfed peer list'")
+        peers = [org]
+    if not peers:
+        print("no peers with a URL to pull from")
     failed = 0
     async with _session(home) as session:
-        store = Store(home.db_path)
-        try:
-            trust = store.trust_store(home.signers)
-            peers = [p for p in trust if p.url and p.org != home.org]
-            if org is not None:
-                peers = [p for p in peers if p.org == org]
-                if not peers:
-                    raise ConfigError(f"no peer {org} with a URL; see 'hashfed peer list'")
-            if not peers:
-                print("no peers with a URL to pull from")
-            for peer in peers:
-                assert peer.url is not None
-                with progress_bar(f"pull {peer.org}", unit="entries") as bar:
-                    puller = Puller(
-                        store,
-                        lambda: store.trust_store(home.signers),
-                        own_org=home.org,
-                        clock=time.time,
-                        page_batches=home.config.pull.page_batches,
-                        progress=bar,
+        for peer in peers:
+            with progress_bar(f"pull {peer}", unit="entries") as bar:
+                try:
+                    results = await pull_peer(
+                        str(home.db_path), home.config, home.signers, session, peer, progress=bar
                     )
-                    fetcher = HttpPeer(
-                        session,
-                        peer.url,
-                        home.signers[0],
-                        clock=time.time,
-                        ca_file=peer.ca_file,
-                        page_batches=home.config.pull.page_batches,
-                    )
-                    try:
-                        results = await puller.pull_source(fetcher)
-                    except HashfedError as exc:
-                        store.note_pull(peer.org, now=_stamp(), error=str(exc))
-                        print(f"{peer.org}: pull failed: {exc}", file=sys.stderr)
-                        failed += 1
-                        continue
-                bad = [r for r in results if r.status == "failed"]
-                store.note_pull(
-                    peer.org,
-                    now=_stamp(),
-                    error="; ".join(f"{r.log_id}: {r.detail}" for r in bad) or None,
-                )
-                for r in results:
-                    line = f"{peer.org}: {r.log_id}: {r.status}"
-                    if r.status == "updated":
-                        line += f" {r.old_size} -> {r.new_size} ({r.entries} entries)"
-                    elif r.status in ("up to date", "source behind"):
-                        line += f" at size {r.new_size}"
-                    if r.detail:
-                        line += f": {r.detail}"
-                    print(line, file=sys.stderr if r.status == "failed" else sys.stdout)
-                failed += len(bad)
-        finally:
-            store.close()
+                except HashfedError as exc:
+                    print(f"{peer}: pull failed: {exc}", file=sys.stderr)
+                    failed += 1
+                    continue
+            for r in results:
+                print(_result_line(peer, r), file=sys.stderr if r.status == "failed" else sys.stdout)
+            failed += sum(r.status == "failed" for r in results)
     return EXIT_ERROR if failed else 0
 
 
@@ -439,11 +418,13 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
+    from .pusher import push_logs
+
     home = _load(args)
 
     async def run() -> int:
         async with _session(home) as session:
-            lines = await push_logs(home, session, check_org(args.to), now=_stamp())
+            lines = await push_logs(home, session, check_org(args.to))
         for line in lines:
             print(line)
         return 0

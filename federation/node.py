@@ -19,7 +19,6 @@ from keys import TrustStore
 
 from .guard import NonceCache, RateLimiter
 from .home import Home
-from .store import Store
 
 Clock = Callable[[], float]
 

@@ -91,16 +91,33 @@ def check_entries(entries: Sequence[Entry]) -> tuple[Entry, ...]:
     here (the entry is ours to fix), and so is a field its op does not use.
     """
     entries = tuple(entries)
+    value_matchers = _VALUE_MATCHERS
+    checked_labels: set[tuple[str, ...]] = {()}
     for index, entry in enumerate(entries):
         if not isinstance(entry, Entry):
             raise _error(index, f"not an Entry: {show(entry)}")
-        if type(entry.type) is not str or entry.type not in HASH_TYPES:
-            raise _error(index, f"unknown hash type {show(entry.type)}")
-        if type(entry.labels) is not tuple or (entry.labels and entry.op != "add"):
-            raise _error(index, f"labels must be a tuple, and empty unless op is add: {show(entry.labels)}")
-        if entry.opinion is not None and entry.op != "opinion":
-            raise _error(index, f"a {show(entry.op)} entry has no opinion, got {show(entry.opinion)}")
-    decode_entries([entry.to_json_obj() for entry in entries])
+        op, type_, value, labels, opinion = entry
+        value_match = value_matchers.get(type_) if type(type_) is str else None
+        if value_match is None:
+            raise _error(index, f"unknown hash type {show(type_)}")
+        if type(value) is not str or value_match(value) is None:
+            raise _error(index, f"bad value {show(value)} for hash type {show(type_)}")
+        if type(labels) is not tuple or (labels and op != "add"):
+            raise _error(index, f"labels must be a tuple, and empty unless op is add: {show(labels)}")
+        if op == "add":
+            if opinion is not None:
+                raise _error(index, f"an 'add' entry has no opinion, got {show(opinion)}")
+            if labels not in checked_labels:  # label tuples repeat: check each once
+                _check_labels(index, list(labels))
+                checked_labels.add(labels)
+        elif op == "remove":
+            if opinion is not None:
+                raise _error(index, f"a 'remove' entry has no opinion, got {show(opinion)}")
+        elif op == "opinion":
+            if opinion not in OPINIONS:
+                raise _error(index, f"bad opinion {show(opinion)}: must be one of {sorted(OPINIONS)}")
+        else:
+            raise _error(index, f"bad op {show(op)}: must be one of {sorted(OPS)}")
     return entries
 
 

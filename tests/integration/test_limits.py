@@ -150,7 +150,7 @@ async def test_connections_per_address_are_capped(homes, start_node) -> None:  #
         assert await asyncio.wait_for(_closed(reader), 5) == b""
         writer.close()
 
-        # Another address is not affected.
+        # Another address is not affected (any 127/8 address is loopback on Linux).
         reader2, writer2 = await _open(service, source="127.0.0.2")
         assert (await _raw_get(reader2, writer2, service)).startswith(b"HTTP/1.1 200")
         writer2.close()

@@ -6,7 +6,6 @@ A failure here means the wire format changed. If that was intended, regenerate w
 
 import base64
 import json
-from pathlib import Path
 
 import pytest
 
