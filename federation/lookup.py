@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 import json
 
+import orjson
 from aiohttp import web
 
 from keys.errors import ProtocolError
@@ -50,7 +51,7 @@ async def get_hash(request: web.Request) -> web.Response:
     record = node.store.lookup(type_, value)
     if record is None:
         raise Problem(404, "unknown-hash", f"{type_} {value} is not in the merged list")
-    return web.json_response(record.to_json_obj())
+    return _json(record.to_json_obj())
 
 
 async def post_lookup(request: web.Request) -> web.Response:
@@ -80,7 +81,12 @@ async def post_lookup(request: web.Request) -> web.Response:
             raise Problem(400, "malformed", f"hashes[{i}]: {exc}") from exc
     records = node.store.lookup_many(wanted)
     results = [None if r is None else r.to_json_obj() for r in records]
-    return web.json_response({"results": results})
+    return _json({"results": results})
+
+
+def _json(value: object) -> web.Response:
+    # orjson: the bulk answer is ~2 MB of JSON per 10,000 hashes; it writes it ~10x faster
+    return web.Response(body=orjson.dumps(value), content_type="application/json")
 
 
 def create_lookup_app(node: Node, *, token: str | None) -> web.Application:

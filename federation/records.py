@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
+from typing import NamedTuple
 
 from protocol.names import make_log_id
 
@@ -20,22 +20,19 @@ from .merge import LABEL_SEPARATOR
 LogNames = Callable[[int], tuple[str, str]]
 
 
-@dataclass(frozen=True, slots=True)
-class Contributor:
+class Contributor(NamedTuple):
     org: str
     collection: str
     labels: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class OpinionOf:
+class OpinionOf(NamedTuple):
     org: str
     collection: str
     opinion: str
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
     type: str
     value: str
     active: bool
@@ -122,25 +119,33 @@ def read_records(
             yield record
 
 
-_CHUNK = 4000  # pairs per query: two bound parameters each, well under SQLite's limit
+# Values per query: one bound parameter each, under SQLite's oldest default limit (999).
+_CHUNK = 900
 
 
 def read_many(
     conn: sqlite3.Connection, names: LogNames, wanted: list[tuple[str, str]]
 ) -> list[Record | None]:
-    """Records for many (type, value) pairs, in the order asked (None where unknown)."""
+    """Records for many (type, value) pairs, in the order asked (None where unknown).
+
+    One query per hash type and 900 values, ``type = ? AND value IN (...)``: a range of
+    the primary key's B-tree each, where a row-value ``IN (VALUES ...)`` scans the table.
+    """
+    by_type: dict[str, set[str]] = {}
+    for type_, value in wanted:
+        by_type.setdefault(type_, set()).add(value)
     found: dict[tuple[str, str], list[tuple[int, int, str, str | None]]] = {}
-    for at in range(0, len(wanted), _CHUNK):
-        chunk = wanted[at : at + _CHUNK]
-        rows = ",".join("(?, ?)" for _ in chunk)
-        params = [part for pair in chunk for part in pair]
-        cursor = conn.execute(
-            "SELECT type, value, log, active, labels, opinion FROM contributions"
-            f" WHERE (type, value) IN (VALUES {rows})",
-            params,
-        )
-        for type_, value, *rest in cursor:
-            found.setdefault((type_, value), []).append(tuple(rest))  # type: ignore[arg-type]
+    for type_, value_set in by_type.items():
+        values = sorted(value_set)
+        for at in range(0, len(values), _CHUNK):
+            chunk = values[at : at + _CHUNK]
+            cursor = conn.execute(
+                "SELECT value, log, active, labels, opinion FROM contributions"
+                f" WHERE type = ? AND value IN ({','.join('?' * len(chunk))})",
+                (type_, *chunk),
+            )
+            for value, *rest in cursor:
+                found.setdefault((type_, value), []).append(tuple(rest))  # type: ignore[arg-type]
     return [
         build_record(t, v, found[(t, v)], names) if (t, v) in found else None
         for t, v in wanted
