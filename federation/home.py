@@ -85,7 +85,13 @@ def open_home(path: Path) -> Home:
     """Load config and keys; ConfigError (one clear line) when anything is off."""
     config = load_config(path / CONFIG_FILE)
     keys_dir = path / KEYS_DIR
-    files = sorted(keys_dir.glob("*.key")) if keys_dir.is_dir() else []
+    # Oldest key first: it signs requests (``signers[0]``), since during a rotation every
+    # peer still trusts it until 'keys remove' retires it; every key signs checkpoints.
+    files = (
+        sorted(keys_dir.glob("*.key"), key=lambda f: (f.stat().st_mtime_ns, f.name))
+        if keys_dir.is_dir()
+        else []
+    )
     if not files:
         raise ConfigError(f"no signing key in {keys_dir}")
     signers = tuple(load_signer(f) for f in files)

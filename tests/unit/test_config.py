@@ -11,8 +11,23 @@ from pathlib import Path
 
 import pytest
 
-from federation.config import LimitsConfig, NodeConfig, PullConfig, ServerConfig, load_config, render_config
-from federation.home import CONFIG_FILE, DB_FILE, KEYS_DIR, add_key, init_home, open_home, remove_key
+from federation.config import (
+    LimitsConfig,
+    NodeConfig,
+    PullConfig,
+    ServerConfig,
+    load_config,
+    render_config,
+)
+from federation.home import (
+    CONFIG_FILE,
+    DB_FILE,
+    KEYS_DIR,
+    add_key,
+    init_home,
+    open_home,
+    remove_key,
+)
 from keys import Signer
 from keys.errors import ConfigError, KeyFileError, ProtocolError
 from keys.keyfile import write_signer
@@ -213,7 +228,10 @@ def test_key_rotation(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="refusing to remove the only signing key"):
         remove_key(path, old.key_id)
     new = add_key(path, "acme.example")
-    assert {s.key_id for s in open_home(path).signers} == {old.key_id, new.key_id}
+    # Both sign checkpoints; the oldest signs requests, since every peer still trusts it
+    # until it is removed. Make sure file names cannot decide the order.
+    os.utime(path / "keys" / f"{old.key_hash.hex()}.key", ns=(1, 1))
+    assert [s.key_id for s in open_home(path).signers] == [old.key_id, new.key_id]
     with pytest.raises(ConfigError, match="no signing key acme.example\\+00000000"):
         remove_key(path, "acme.example+00000000")
     remove_key(path, old.key_id)
