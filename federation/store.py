@@ -229,7 +229,7 @@ class Store:
         if size > log.held:
             raise StoreError(f"{log.log_id}: asked for {size} leaves, hold {log.held}")
         rows = self.conn.execute(
-            "SELECT leaf FROM batches WHERE log = ? AND idx < ? ORDER BY idx",
+            "SELECT leaf FROM leaves WHERE log = ? AND idx < ? ORDER BY idx",
             (log.id, size),
         ).fetchall()
         return [row[0] for row in rows]
@@ -280,8 +280,12 @@ class Store:
         if expected_edge != edge:
             raise StoreError(f"{log.log_id}: the page's right edge does not extend the stored tree")
         self.conn.executemany(
-            "INSERT INTO batches (log, idx, leaf, data) VALUES (?, ?, ?, ?)",
-            [(log.id, b.index, leaf, b.data) for b, leaf in zip(batches, leaves, strict=True)],
+            "INSERT INTO batches (log, idx, data) VALUES (?, ?, ?)",
+            [(log.id, b.index, b.data) for b in batches],
+        )
+        self.conn.executemany(
+            "INSERT INTO leaves (log, idx, leaf) VALUES (?, ?, ?)",
+            [(log.id, b.index, leaf) for b, leaf in zip(batches, leaves, strict=True)],
         )
         merge.apply_entries(
             self.conn, log.id, (entry for batch in batches for entry in batch.entries)

@@ -314,14 +314,10 @@ def alter_batch(b: Home, *, leaf_too: bool) -> None:
     data = log_bytes(b, f"{A}/default")[0]
     forged = data.replace(md5(1).encode(), md5(9).encode())
     assert forged != data
-    _rewrite(
-        b,
-        "UPDATE batches SET data = ?"
-        + (", leaf = ?" if leaf_too else "")
-        + " WHERE idx = 0 AND log = (SELECT id FROM logs WHERE org = ?)",
-        *([forged, leaf_hash(forged)] if leaf_too else [forged]),
-        A,
-    )
+    where = " WHERE idx = 0 AND log = (SELECT id FROM logs WHERE org = ?)"
+    _rewrite(b, "UPDATE batches SET data = ?" + where, forged, A)
+    if leaf_too:
+        _rewrite(b, "UPDATE leaves SET leaf = ?" + where, leaf_hash(forged), A)
 
 
 def resign(b: Home, signer: Signer) -> None:

@@ -175,7 +175,7 @@ def test_a_failed_page_stores_nothing(path: Path, store: Store) -> None:
         log = store.log(LOG)
         leaves, edge = extend(log.held_edge, [good])
         store.append_batches(log, [good], leaves, edge)
-        store.conn.execute("INSERT INTO batches (log, idx, leaf, data) VALUES (?, 0, x'', x'')", (log.id,))
+        store.conn.execute("INSERT INTO batches (log, idx, data) VALUES (?, 0, x'')", (log.id,))
     assert db_snapshot(path) == before
 
 
