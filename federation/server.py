@@ -120,8 +120,7 @@ async def get_batches(request: web.Request) -> web.StreamResponse:
             # One finished statement per batch, never a cursor held across an await: an
             # open statement would pin this connection's read snapshot (grants, keys, logs
             # as they were) for as long as a slow client takes to read the page.
-            (data,) = list(node.store.iter_batches(log, index, index + 1))
-            await response.write(data + b"\n")
+            await response.write(node.store.batch_data(log, index) + b"\n")
         await response.write_eof()
     except ConnectionError:
         pass  # the client went away mid-page; there is no one left to answer

@@ -240,6 +240,15 @@ class Store:
             return log.root
         return root_hash(self.leaf_hashes(log, size))
 
+    def batch_data(self, log: LogState, index: int) -> bytes:
+        """One batch's bytes, verbatim, read by a statement that is finished on return."""
+        row = self.conn.execute(
+            "SELECT data FROM batches WHERE log = ? AND idx = ?", (log.id, index)
+        ).fetchone()
+        if row is None:
+            raise StoreError(f"{log.log_id}: no batch {index}")
+        return row[0]
+
     def iter_batches(self, log: LogState, start: int, end: int) -> Iterator[bytes]:
         """Batch bytes verbatim for indices start..end-1 (end clipped to what is held)."""
         cursor = self.conn.execute(

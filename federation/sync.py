@@ -106,17 +106,17 @@ class SyncScheduler:
     async def _round(self, org: str) -> list[LogResult]:
         node = self.node
         try:
-            return await asyncio.wait_for(
-                pull_peer(
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that arrives as the round finishes, and stop() would wait forever.
+            async with asyncio.timeout(node.config.pull.timeout_s):
+                return await pull_peer(
                     str(node.home.db_path),
                     node.config,
                     node.signers,
                     self.session,
                     org,
                     clock=node.clock,
-                ),
-                timeout=node.config.pull.timeout_s,
-            )
+                )
         except TimeoutError:
             # pull_peer records every other outcome; a round cut off here never got to.
             error = f"no answer within {node.config.pull.timeout_s:g} s"
