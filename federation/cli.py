@@ -20,13 +20,13 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
-from urllib.parse import urlsplit
 
 from keys.errors import ConfigError, HashfedError, ProtocolError
 from protocol.entries import Entry
 from protocol.hashtypes import HASH_TYPES, normalise
 from protocol.names import check_collection, check_org, parse_log_id
 
+from .config import check_base_url
 from .home import Home, add_key, init_home, open_home, remove_key
 from .progress import progress_bar
 from .publisher import publish
@@ -236,15 +236,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _peer_url(text: str) -> str:
     try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018  # raises ValueError for a bad port
-    except ValueError as exc:
-        raise CliError(f"bad --url {text!r}: {exc}") from exc
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise CliError(f"--url must be http:// or https:// with a host, not {text!r}")
-    if parts.query or parts.fragment or parts.username is not None or any(c.isspace() for c in text):
-        raise CliError(f"--url must be a plain base URL (no spaces, user, query or fragment), not {text!r}")
-    return text
+        return check_base_url(text)
+    except ConfigError as exc:
+        raise CliError(f"--url: {exc}") from exc
 
 
 def cmd_peer_add(args: argparse.Namespace) -> int:

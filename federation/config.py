@@ -26,6 +26,23 @@ PositiveFloat = Annotated[float, Field(gt=0)]
 Port = Annotated[int, Field(ge=0, le=65535)]
 
 
+def check_base_url(text: str) -> str:
+    """An http(s) base URL with a host and nothing else (no user, query, fragment or
+    white space): what a peer's ``--url`` and a node's ``public_urls`` must be."""
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018  # raises ValueError for a bad port
+    except ValueError as exc:
+        raise ConfigError(f"bad URL {text!r}: {exc}") from exc
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{text!r} is not an http:// or https:// URL with a host")
+    if parts.query or parts.fragment or parts.username is not None or any(c.isspace() for c in text):
+        raise ConfigError(
+            f"{text!r} must be a plain base URL (no spaces, user, query or fragment)"
+        )
+    return text
+
+
 class ServerConfig(BaseModel):
     """Where the node listens. ``public_urls`` are the URLs peers use to reach it; their
     authorities are the only ones a signed request may name (PROTOCOL §6)."""
@@ -47,13 +64,7 @@ class ServerConfig(BaseModel):
     @classmethod
     def _public_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
         for url in urls:
-            try:
-                parts = urlsplit(url)
-                parts.port  # noqa: B018  # raises ValueError for a bad port
-            except ValueError as exc:
-                raise ValueError(f"bad URL {url!r}: {exc}") from None
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"{url!r} is not an http:// or https:// URL with a host")
+            check_base_url(url)
         return urls
 
 

@@ -329,7 +329,7 @@ ERRORS: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "peer add ftp URL",
         _args("peer", "add", PEER, "--url", "ftp://b.example", "--key", PEER_KEY),
-        "--url must be http:// or https:// with a host",
+        "is not an http:// or https:// URL with a host",
     ),
     (
         "peer add URL without host",
@@ -339,7 +339,7 @@ ERRORS: list[tuple[str, Callable[[Path], list[str]], str]] = [
     (
         "peer add URL bad port",
         _args("peer", "add", PEER, "--url", "http://b.example:99999", "--key", PEER_KEY),
-        "bad --url",
+        "--url: bad URL",
     ),
     (
         "peer add URL with a space",
