@@ -47,16 +47,23 @@ def hashfed(home: Path, *args: str, check: bool = True) -> subprocess.CompletedP
     )
 
 
-def timed_child(argv: list[str]) -> tuple[float, int]:
-    """Run a child to completion: (wall seconds, its peak RSS in bytes)."""
+def timed_hashfed(home: Path, *args: str) -> tuple[float, int]:
+    """Run ``hashfed --home HOME ARGS`` in a child to completion: (wall seconds, the
+    child's own peak RSS in bytes, as ``bench.peak`` reports it)."""
     started = time.perf_counter()
-    child = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _pid, status, usage = os.wait4(child.pid, 0)
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.peak", "--home", str(home), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     elapsed = time.perf_counter() - started
-    child.returncode = os.waitstatus_to_exitcode(status)
-    if child.returncode != 0:
-        raise RuntimeError(f"{argv[3:]} failed: {child.stderr.read().decode() if child.stderr else ''}")
-    return elapsed, usage.ru_maxrss * 1024
+    if done.returncode != 0:
+        raise RuntimeError(f"hashfed {' '.join(args)} failed: {done.stderr}")
+    match = re.search(r"peak_rss_bytes=(\d+)", done.stderr)
+    if not match:
+        raise RuntimeError(f"no peak RSS reported: {done.stderr}")
+    return elapsed, int(match.group(1))
 
 
 class Server:
@@ -126,9 +133,7 @@ def case_full_sync(folder: Path, publisher: Path, url: str, run: int) -> tuple[f
     hashfed(reader, "init", "--org", READER)
     hashfed(reader, "peer", "add", PUBLISHER, "--url", url, "--key", vkey(publisher))
     hashfed(publisher, "peer", "add", READER, "--key", vkey(reader), "--grant", "default")
-    seconds, rss = timed_child(
-        [sys.executable, "-m", "federation.cli", "--home", str(reader), "pull"]
-    )
+    seconds, rss = timed_hashfed(reader, "pull")
     return seconds, rss, reader
 
 

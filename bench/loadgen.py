@@ -15,6 +15,7 @@ import sys
 import time
 
 import aiohttp
+import orjson
 
 
 async def exact(url: str, hashes: list[list[str]], concurrency: int, requests: int) -> dict:
@@ -51,11 +52,11 @@ async def bulk(url: str, hashes: list[list[str]], total: int) -> dict:
         started = time.perf_counter()
         found = 0
         for at in range(0, total, 10_000):
-            body = json.dumps({"hashes": wanted[at : at + 10_000]})
+            body = orjson.dumps({"hashes": wanted[at : at + 10_000]})
             async with session.post(
                 f"{url}/v1/lookup", data=body, headers={"Content-Type": "application/json"}
             ) as response:
-                answer = await response.json()
+                answer = orjson.loads(await response.read())
                 found += sum(1 for r in answer["results"] if r is not None)
         elapsed = time.perf_counter() - started
     if found != total:

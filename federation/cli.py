@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from keys.errors import ConfigError, HashfedError, ProtocolError
-from protocol.entries import Entry
+from protocol.entries import Entry, normalise_labels
 from protocol.hashtypes import HASH_TYPES, normalise
 from protocol.names import check_collection, check_org, parse_log_id
 
@@ -122,6 +122,7 @@ def read_import(lines: Iterator[str], name: str) -> Iterator[Entry]:
     """CSV lines ``type,value[,label;label]``; blank lines and ``#`` comments skipped, and
     a first line ``type,value[,labels]`` taken as a header. ProtocolError names the line."""
     reader = csv.reader(lines, strict=True)
+    label_sets: dict[str, tuple[str, ...]] = {}
     while True:
         try:
             row = next(reader)
@@ -136,9 +137,14 @@ def read_import(lines: Iterator[str], name: str) -> Iterator[Entry]:
             continue
         if len(row) not in (2, 3):
             raise ProtocolError(f"{name}:{number}: expected type,value[,labels], got {len(row)} fields")
-        labels = [x.strip() for x in row[2].split(";") if x.strip()] if len(row) == 3 else []
         try:
-            yield Entry.add(row[0].strip(), row[1], labels)
+            field = row[2] if len(row) == 3 else ""
+            labels = label_sets.get(field)
+            if labels is None:  # label fields repeat across a file: parse each once
+                labels = normalise_labels(x.strip() for x in field.split(";") if x.strip())
+                label_sets[field] = labels
+            type_ = row[0].strip()
+            yield Entry("add", type_, normalise(type_, row[1]), labels, None)
         except ProtocolError as exc:
             raise ProtocolError(f"{name}:{number}: {exc}") from exc
 

@@ -33,6 +33,9 @@ _HEADER_ROOM = 512
 
 Progress = Callable[[int], None]
 
+# Batches stored per transaction (at most 80,000 entries in memory at a time).
+PAGE_BATCHES = 8
+
 
 @dataclass(frozen=True)
 class Published:
@@ -69,6 +72,7 @@ def publish(
     *,
     now: datetime,
     progress: Progress | None = None,
+    page_batches: int = PAGE_BATCHES,
 ) -> list[Published]:
     """Publish everything staged, in every collection, and sign each log that grew.
 
@@ -79,11 +83,16 @@ def publish(
     grown: dict[str, tuple[int, int]] = {}
     for collection, _count in store.staged_collections():
         batches = entries = 0
-        while stored := _store_next_batch(store, org, collection, now):
-            batches += 1
-            entries += stored
+        while True:
+            stored_batches, stored_entries = _store_next_page(
+                store, org, collection, now, page_batches
+            )
+            if not stored_batches:
+                break
+            batches += stored_batches
+            entries += stored_entries
             if progress is not None:
-                progress(stored)
+                progress(stored_entries)
         grown[make_log_id(org, collection)] = (batches, entries)
 
     published = []
@@ -95,20 +104,29 @@ def publish(
     return published
 
 
-def _store_next_batch(store: Store, org: str, collection: str, now: datetime) -> int:
-    """Store the next batch of a collection's staged entries; how many it took (0: none).
+def _store_next_page(
+    store: Store, org: str, collection: str, now: datetime, page_batches: int
+) -> tuple[int, int]:
+    """Store the next page of a collection's staged entries as up to ``page_batches``
+    batches, in one transaction; returns (batches, entries) stored, (0, 0) when none.
 
-    The staged entries are read inside the batch's own transaction, in full, so no read
-    statement stays open across commits: another process (``hashfed add``, or ``serve``
-    committing a pull) may write between two batches of a long publish.
+    One transaction per page, not per batch: random inserts into the merged list dirty
+    the same B-tree pages batch after batch, and each commit writes them out again. The
+    staged entries are read inside the transaction, in full, so no read statement stays
+    open across commits: another process (``hashfed add``, or ``serve`` committing a
+    pull) may write between two pages of a long publish.
     """
+    limit = MAX_BATCH_ENTRIES * page_batches
     with store.transaction():
-        staged = store.staged_page(collection, MAX_BATCH_ENTRIES)
+        staged = store.staged_page(collection, limit)
         if not staged:
-            return 0
-        chunk = next(chunk_entries(staged))
-        _append_batch(store, org, collection, chunk, now)
-        return len(chunk)
+            return 0, 0
+        chunks = list(chunk_entries(staged))
+        if len(staged) == limit and len(chunks) > 1 and len(chunks[-1]) < MAX_BATCH_ENTRIES:
+            chunks.pop()  # maybe cut short by the page, not the data: it leads the next page
+        for chunk in chunks:
+            _append_batch(store, org, collection, chunk, now)
+        return len(chunks), sum(len(chunk) for chunk in chunks)
 
 
 def _store_batch(

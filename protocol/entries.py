@@ -37,6 +37,16 @@ _KEYS: Final[dict[str, frozenset[str]]] = {
 }
 
 
+def normalise_labels(labels: Iterable[str]) -> tuple[str, ...]:
+    """User labels as an ``add`` carries them: checked, sorted, unique, at most 16."""
+    if isinstance(labels, str):
+        raise ProtocolError(f"labels must be a collection of labels, not the string {show(labels)}")
+    unique = sorted({check_label(label) for label in labels})
+    if len(unique) > MAX_LABELS:
+        raise ProtocolError(f"{len(unique)} labels: at most {MAX_LABELS} allowed")
+    return tuple(unique)
+
+
 class Entry(NamedTuple):
     """One entry of a batch. Build it with :meth:`add`, :meth:`remove` or :meth:`opine`."""
 
@@ -54,12 +64,7 @@ class Entry(NamedTuple):
     @classmethod
     def add(cls, type_: str, value: str, labels: Iterable[str] = ()) -> Entry:
         """This org vouches for a hash. Normalises ``value``; sorts and dedups ``labels``."""
-        if isinstance(labels, str):
-            raise ProtocolError(f"labels must be a collection of labels, not the string {show(labels)}")
-        unique = sorted({check_label(label) for label in labels})
-        if len(unique) > MAX_LABELS:
-            raise ProtocolError(f"{len(unique)} labels: at most {MAX_LABELS} allowed")
-        return cls("add", type_, normalise(type_, value), tuple(unique), None)
+        return cls("add", type_, normalise(type_, value), normalise_labels(labels), None)
 
     @classmethod
     def remove(cls, type_: str, value: str) -> Entry:

@@ -38,29 +38,28 @@ def stage_and_publish(home: Home, entries: Iterable[Entry], *, collection: str =
         publish(store, home.signers, now=FIXED_NOW)
 
 
-def connect(reader: Home, publisher: Home, *, url: str | None = None, grant: Iterable[str] = ("default",)) -> None:
-    """Make ``reader`` trust ``publisher`` (and pull from ``url``), and ``publisher`` grant
-    ``reader`` its collections (adding ``reader`` as a peer of ``publisher``)."""
+def trust(reader: Home, org: Home, *, url: str | None = None) -> None:
+    """``reader`` trusts ``org``'s keys (and pulls from ``url`` when given)."""
     with reader.open_store() as store:
         store.add_peer(
-            publisher.org,
+            org.org,
             url=url,
-            vkeys=[s.vkey() for s in publisher.signers],
+            vkeys=[s.vkey() for s in org.signers],
             accept_push=False,
             ca_file=None,
             now="2026-11-26T00:00:00Z",
         )
+
+
+def connect(reader: Home, publisher: Home, *, url: str | None = None, grant: Iterable[str] = ("default",)) -> None:
+    """Make ``reader`` trust ``publisher`` (and pull from ``url``), and ``publisher`` grant
+    ``reader`` its collections (adding ``reader`` as a peer of ``publisher``)."""
+    trust(reader, publisher, url=url)
     with publisher.open_store() as store:
-        existing = store.trust_store().get(reader.org)
-        if existing is None:
-            store.add_peer(
-                reader.org,
-                url=None,
-                vkeys=[s.vkey() for s in reader.signers],
-                accept_push=False,
-                ca_file=None,
-                now="2026-11-26T00:00:00Z",
-            )
+        known = store.trust_store().get(reader.org) is not None
+    if not known:
+        trust(publisher, reader)
+    with publisher.open_store() as store:
         for collection in grant:
             store.grant(reader.org, f"{publisher.org}/{collection}")
 

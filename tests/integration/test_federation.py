@@ -35,6 +35,7 @@ from tests.helpers import (
     sha256,
     snapshot,
     stage_and_publish,
+    trust,
 )
 
 MakeHome = Callable[[str], Home]
@@ -42,19 +43,6 @@ StartNode = Callable[..., Awaitable[NodeService]]
 
 A, B, NGO = "alpha.example", "beta.example", "ngo.example"
 TABLES = ("logs", "batches", "checkpoints", "contributions", "evidence")
-
-
-def trust(reader: Home, org: Home, *, url: str | None = None) -> None:
-    """``reader`` trusts ``org``'s keys (and pulls from ``url`` when given)."""
-    with reader.open_store() as store:
-        store.add_peer(
-            org.org,
-            url=url,
-            vkeys=[s.vkey() for s in org.signers],
-            accept_push=False,
-            ca_file=None,
-            now="2026-11-26T00:00:00Z",
-        )
 
 
 def grant(holder: Home, reader: Home, *origins: str) -> None:

@@ -17,7 +17,16 @@ import pytest
 from federation.home import Home
 from federation.lookup import MAX_LOOKUP_HASHES
 from protocol.entries import Entry
-from tests.helpers import Reply, assert_problem, configure, db_snapshot, md5, send, sha256, stage_and_publish
+from tests.helpers import (
+    Reply,
+    assert_problem,
+    configure,
+    db_snapshot,
+    md5,
+    send,
+    sha256,
+    stage_and_publish,
+)
 
 ORG = "a.example"
 TOKEN = "correct horse battery staple"

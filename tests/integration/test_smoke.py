@@ -1,7 +1,7 @@
 """A first end-to-end check: publish on A, pull on B over signed HTTP, same record."""
 
-from tests.helpers import connect, md5, merged_list, pull_from, stage_and_publish
 from protocol.entries import Entry
+from tests.helpers import connect, md5, merged_list, pull_from, stage_and_publish
 
 
 async def test_pull_one_log(make_home, start_node):

@@ -19,8 +19,14 @@ from functools import partial
 
 import pytest
 import requests
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key, load_pem_public_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from cryptography.hazmat.primitives.serialization import (
+    load_pem_private_key,
+    load_pem_public_key,
+)
 from http_message_signatures import (
     ContentDigest,
     HTTPMessageSigner,
@@ -34,8 +40,8 @@ from hypothesis import strategies as st
 
 from keys.ed25519 import Signer, Verifier
 from keys.errors import ProtocolError, VerificationError
-from protocol import httpsig
 from protocol import _sfv as sfv
+from protocol import httpsig
 from protocol.httpsig import (
     BASE_COMPONENTS,
     BODY_COMPONENTS,

@@ -11,7 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import keys
-from keys import ConfigError, ProtocolError, Signer, VerificationError, Verifier, key_hash
+from keys import (
+    ConfigError,
+    ProtocolError,
+    Signer,
+    VerificationError,
+    Verifier,
+    key_hash,
+)
 from keys.vkey import parse_signer_key
 
 SEED = bytes(range(32))

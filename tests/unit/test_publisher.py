@@ -16,7 +16,13 @@ from federation.publisher import _store_batch, chunk_entries, publish
 from federation.store import Store
 from keys import Signer
 from keys.errors import StoreError, VerificationError
-from protocol.batch import MAX_BATCH_BYTES, MAX_BATCH_ENTRIES, MAX_INDEX, decode_batch, encode_batch
+from protocol.batch import (
+    MAX_BATCH_BYTES,
+    MAX_BATCH_ENTRIES,
+    MAX_INDEX,
+    decode_batch,
+    encode_batch,
+)
 from protocol.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
 from protocol.entries import Entry
 from protocol.merkle import leaf_hash, root_hash
@@ -260,7 +266,8 @@ def test_a_write_from_another_process_between_batches(home: Home, store: Store) 
         written.append(n)
 
     try:
-        done = publish(store, home.signers, now=FIXED_NOW, progress=meanwhile)
+        # one batch per transaction, so the other writer gets in between every batch
+        done = publish(store, home.signers, now=FIXED_NOW, progress=meanwhile, page_batches=1)
     finally:
         other.close()
     assert written == [MAX_BATCH_ENTRIES] * 3 + [1]
@@ -268,6 +275,20 @@ def test_a_write_from_another_process_between_batches(home: Home, store: Store) 
     batches, _ = served(store, home)
     assert sum(len(b.entries) for b in batches) == count
     assert store.staged_collections() == [("csam", 4)]  # the other writer's entries, kept
+
+
+def test_a_page_of_batches_is_one_transaction_and_batches_stay_full(
+    home: Home, store: Store
+) -> None:
+    """Pages cut staged entries into full batches: a batch that the page (not the data)
+    cut short is left for the next page."""
+    count = 5 * MAX_BATCH_ENTRIES + 7
+    stage(store, [Entry.add("md5", md5(i)) for i in range(count)])
+    pages = []
+    publish(store, home.signers, now=FIXED_NOW, progress=pages.append, page_batches=2)
+    assert pages == [2 * MAX_BATCH_ENTRIES, 2 * MAX_BATCH_ENTRIES, MAX_BATCH_ENTRIES + 7]
+    batches, _ = served(store, home)
+    assert [len(b.entries) for b in batches] == [MAX_BATCH_ENTRIES] * 5 + [7]
 
 
 def test_published_batches_decode_for_the_right_log_only(home: Home, store: Store) -> None:
