@@ -104,7 +104,9 @@ class PullConfig(BaseModel):
     jitter_s: Annotated[float, Field(ge=0)] = 30.0
     backoff_initial_s: PositiveFloat = 10.0
     backoff_max_s: PositiveFloat = 3600.0
-    page_batches: PositiveInt = 8
+    # Batches per page (each proven and committed in one transaction). Two pages are in
+    # flight at once (one verifying, one committing), so this bounds the puller's memory.
+    page_batches: PositiveInt = 4
     timeout_s: PositiveFloat = 120.0
 
 

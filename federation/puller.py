@@ -77,7 +77,7 @@ class Puller:
         *,
         own_org: str,
         clock: Callable[[], float],
-        page_batches: int = 8,
+        page_batches: int = 4,
         progress: Progress | None = None,
     ) -> None:
         self.store = store

@@ -67,7 +67,7 @@ class HttpPeer:
         *,
         clock: Callable[[], float],
         ca_file: str | None = None,
-        page_batches: int = 8,
+        page_batches: int = 4,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
