@@ -79,9 +79,7 @@ async def post_lookup(request: web.Request) -> web.Response:
             wanted.append((item["type"], normalise(item["type"], item["value"])))
         except ProtocolError as exc:
             raise Problem(400, "malformed", f"hashes[{i}]: {exc}") from exc
-    records = node.store.lookup_many(wanted)
-    results = [None if r is None else r.to_json_obj() for r in records]
-    return _json({"results": results})
+    return _json({"results": node.store.lookup_many_json(wanted)})
 
 
 def _json(value: object) -> web.Response:

@@ -30,7 +30,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from keys import TrustStore
-from keys.errors import EquivocationError, HashfedError, ProtocolError, VerificationError
+from keys.errors import (
+    EquivocationError,
+    HashfedError,
+    ProtocolError,
+    VerificationError,
+)
 from protocol.checkpoint import SignedCheckpoint, verify_checkpoint
 from protocol.logview import Assessment, PageVerifier, VerifiedPage, assess
 from protocol.merkle import CompactRange, verify_consistency

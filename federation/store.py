@@ -30,9 +30,9 @@ from protocol.merkle import EMPTY_ROOT, CompactRange, root_hash
 from protocol.names import check_collection, check_org, make_log_id, parse_log_id
 
 from . import merge
-from .merge import LABEL_SEPARATOR
 from ._schema import MIGRATIONS
-from .records import Record, read_many, read_record, read_records
+from .merge import LABEL_SEPARATOR
+from .records import Record, read_many, read_many_json, read_record, read_records
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -417,6 +417,9 @@ class Store:
 
     def lookup_many(self, wanted: list[tuple[str, str]]) -> list[Record | None]:
         return read_many(self.conn, self.log_name, wanted)
+
+    def lookup_many_json(self, wanted: list[tuple[str, str]]) -> list[dict | None]:
+        return read_many_json(self.conn, self.log_name, wanted)
 
     def records(self, *, active_only: bool = True) -> Iterator[Record]:
         return read_records(self.conn, self.log_name, active_only=active_only)
