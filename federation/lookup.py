@@ -9,7 +9,6 @@ default, optionally behind a bearer token). Not for peers: they get logs, not an
 from __future__ import annotations
 
 import hmac
-import json
 
 import orjson
 from aiohttp import web
@@ -57,8 +56,8 @@ async def get_hash(request: web.Request) -> web.Response:
 async def post_lookup(request: web.Request) -> web.Response:
     node = request.app[NODE]
     try:
-        body = json.loads(await request.read())
-    except ValueError as exc:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError as exc:
         raise Problem(400, "malformed", "the body is not JSON") from exc
     hashes = body.get("hashes") if isinstance(body, dict) else None
     if not isinstance(hashes, list) or set(body) != {"hashes"}:
