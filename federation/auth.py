@@ -57,12 +57,9 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
     now_s = int(now)  # the verifier and the nonce cache work in the same whole seconds
     try:
         authority = normalise_authority(host, scheme)
-        target = RequestTarget(
-            method=request.method,
-            authority=authority,
-            path=request.rel_url.raw_path,
-            query=request.rel_url.raw_query_string,
-        )
+        # The request target exactly as sent (RFC 9421 @path and @query are the raw
+        # values, never a re-encoding of what the router made of them).
+        target = RequestTarget.from_raw_target(request.method, authority, request.raw_path)
         trust = node.trust()
         verified = verify_request(
             target,
