@@ -28,7 +28,7 @@ from protocol.names import check_collection, check_org, parse_log_id
 
 from .config import check_base_url
 from .home import Home, add_key, init_home, open_home, remove_key
-from .progress import progress_bar
+from .progress import Bar, count_lines, progress_bar
 from .publisher import publish
 
 if TYPE_CHECKING:
@@ -162,7 +162,10 @@ def cmd_import(args: argparse.Namespace) -> int:
             raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
         name = args.file
     count = 0
-    with source, home.open_store() as store, progress_bar("import", unit="entries") as bar:
+    total = count_lines(args.file) if args.file != "-" and sys.stderr.isatty() else None
+    with source, home.open_store() as store, progress_bar(
+        "import", unit="entries", total=total
+    ) as bar:
         try:
             with store.transaction():  # all lines or none
                 chunk: list[Entry] = []
@@ -384,6 +387,22 @@ def _result_line(org: str, r: LogResult) -> str:
     return line
 
 
+class _PullEstimate:
+    """Feeds a pull's pages to a bar, with the total estimated from the entries per batch
+    so far and the batches still to come (batches are up to 10,000 entries each)."""
+
+    def __init__(self, bar: Bar) -> None:
+        self.bar = bar
+        self.entries = 0
+        self.batches = 0
+
+    def __call__(self, entries: int, batches: int, batches_left: int) -> None:
+        self.entries += entries
+        self.batches += batches
+        self.bar.expect(self.entries + round(self.entries / self.batches * batches_left))
+        self.bar.advance(entries)
+
+
 async def _pull(home: Home, org: str | None) -> int:
     from .rounds import pull_peer
 
@@ -401,7 +420,12 @@ async def _pull(home: Home, org: str | None) -> int:
             with progress_bar(f"pull {peer}", unit="entries") as bar:
                 try:
                     results = await pull_peer(
-                        str(home.db_path), home.config, home.signers, session, peer, progress=bar
+                        str(home.db_path),
+                        home.config,
+                        home.signers,
+                        session,
+                        peer,
+                        progress=_PullEstimate(bar),
                     )
                 except HashfedError as exc:
                     print(f"{peer}: pull failed: {exc}", file=sys.stderr)

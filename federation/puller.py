@@ -46,7 +46,9 @@ from .transport import Fetcher
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[int], None]
+# progress(entries, batches, batches_left): a page was committed; batches_left of this
+# log remain to its checkpoint (for an estimate of the total, and so an ETA).
+Progress = Callable[[int, int, int], None]
 
 
 @dataclass(frozen=True)
@@ -197,7 +199,7 @@ class Puller:
                 if committing is not None:
                     entries += await committing
                 committing = asyncio.ensure_future(
-                    asyncio.to_thread(self._commit, log_id, page, final)
+                    asyncio.to_thread(self._commit, log_id, page, final, target.size)
                 )
             if committing is not None:
                 entries += await committing
@@ -237,7 +239,9 @@ class Puller:
             root_at=lambda n: self.store.root_at(state, n),
         )
 
-    def _commit(self, log_id: str, page: VerifiedPage, final: SignedCheckpoint | None) -> int:
+    def _commit(
+        self, log_id: str, page: VerifiedPage, final: SignedCheckpoint | None, size: int
+    ) -> int:
         """Store one verified page in one transaction; returns its entry count."""
         org, collection = parse_log_id(log_id)
         with self.store.transaction():
@@ -247,7 +251,7 @@ class Puller:
                 self.store.accept_checkpoint(state, final.checkpoint, final.note)
         count = sum(len(batch.entries) for batch in page.batches)
         if self.progress is not None:
-            self.progress(count)
+            self.progress(count, len(page.batches), size - page.edge.size)
         return count
 
     def _accept(self, log_id: str, signed: SignedCheckpoint) -> None:

@@ -617,3 +617,17 @@ def test_entry_point_error_has_no_traceback(tmp_path: Path) -> None:
         2,
         "hashfed: error: no node home: pass --home DIR or set HASHFED_HOME\n",
     )
+
+
+def test_pull_progress_estimates_the_total_from_batches_left() -> None:
+    from tqdm import tqdm
+
+    from federation.cli import _PullEstimate
+    from federation.progress import Bar
+
+    with tqdm(disable=True) as raw:
+        estimate = _PullEstimate(Bar(raw))
+        estimate(40_000, 4, 6)  # 4 batches of 10,000 done, 6 to go
+        assert (raw.total, raw.n) == (100_000, 40_000)
+        estimate(25_000, 4, 2)  # smaller batches: the estimate follows
+        assert (raw.total, raw.n) == (65_000 + round(65_000 / 8 * 2), 65_000)
