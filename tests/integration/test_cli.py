@@ -625,7 +625,7 @@ def test_pull_progress_estimates_the_total_from_batches_left() -> None:
     from federation.cli import _PullEstimate
     from federation.progress import Bar
 
-    with tqdm(disable=True) as raw:
+    with tqdm(file=io.StringIO()) as raw:
         estimate = _PullEstimate(Bar(raw))
         estimate(40_000, 4, 6)  # 4 batches of 10,000 done, 6 to go
         assert (raw.total, raw.n) == (100_000, 40_000)
