@@ -631,3 +631,10 @@ def test_pull_progress_estimates_the_total_from_batches_left() -> None:
         assert (raw.total, raw.n) == (100_000, 40_000)
         estimate(25_000, 4, 2)  # smaller batches: the estimate follows
         assert (raw.total, raw.n) == (65_000 + round(65_000 / 8 * 2), 65_000)
+
+
+def test_bench_takes_its_own_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["bench", "--n", "5"])
+    assert exited.value.code == 2
+    assert "--n must be at least 10,000" in capsys.readouterr().err
