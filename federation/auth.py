@@ -1,20 +1,32 @@
 """Request authentication for the peer API (PROTOCOL §6): one middleware.
 
 In order: the per-address backstop rate limit (before any crypto, so a flood is cheap to
-refuse), the body (read whole, up to the body cap: the digest covers all of it), the
-RFC 9421 signature (``protocol.httpsig``, pure), the authority allow-list, the nonce
-(recorded only after the signature verifies), then the per-key rate limit. Any failure is
-401 except the limits (429 with ``Retry-After``). ``GET /v1/node`` alone is open.
+refuse), the RFC 9421 signature from the request head alone (``protocol.httpsig``, pure;
+for a request with a body it covers the ``Content-Digest`` header), the authority
+allow-list, the nonce (recorded only after the signature verifies), then the per-key rate
+limit. Any failure is 401 except the limits (429 with ``Retry-After``). ``GET /v1/node``
+alone is open.
+
+No body is read here: an unauthenticated client cannot make the node buffer anything.
+A handler that takes a body reads it with ``read_signed_body`` once it has decided the
+caller may send one (push checks 403 first): capped, with a deadline, and checked against
+the signed digest before it is used.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 
 from aiohttp import web
 
 from keys.errors import HashfedError
-from protocol.httpsig import RequestTarget, normalise_authority, verify_request
+from protocol.httpsig import (
+    RequestTarget,
+    check_content_digest,
+    normalise_authority,
+    verify_request_head,
+)
 
 from .guard import NonceCapacityError, ReplayError
 from .node import NODE
@@ -22,7 +34,6 @@ from .problems import Problem
 
 PEER = web.RequestKey("peer", str)
 KEY_ID = web.RequestKey("key_id", str)
-BODY = web.RequestKey("body", bytes)
 
 
 def _too_many(wait_s: float, who: str) -> Problem:
@@ -47,7 +58,6 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
         raise _too_many(wait, "address")
 
     has_body = request.method not in ("GET", "HEAD")
-    body = await request.read() if has_body else None
     scheme = "https" if request.secure else "http"
     # The Host header itself: aiohttp's ``request.host`` falls back to a blocking
     # ``socket.getfqdn()`` when it is missing, and nothing unsigned should cost a lookup.
@@ -61,10 +71,10 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
         # values, never a re-encoding of what the router made of them).
         target = RequestTarget.from_raw_target(request.method, authority, request.raw_path)
         trust = node.trust()
-        verified = verify_request(
+        verified = verify_request_head(
             target,
             request.headers,
-            body,
+            with_body=has_body,
             lookup_key=trust.by_key_id,
             now=now_s,
             max_skew_s=node.config.limits.signature_window_s,
@@ -87,6 +97,28 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
         raise _too_many(wait, "key")
     request[PEER] = verified.org
     request[KEY_ID] = verified.key_id
-    if body is not None:
-        request[BODY] = body
     return await handler(request)
+
+
+async def read_signed_body(request: web.Request) -> bytes:
+    """The body of an authenticated request: at most ``max_body_bytes`` (413), within
+    ``body_timeout_s`` (408), and matching the signed ``Content-Digest`` (401)."""
+    limits = request.app[NODE].config.limits
+    declared = request.content_length
+    if declared is not None and declared > limits.max_body_bytes:
+        raise Problem(
+            413, "content-too-large", f"body of {declared} bytes; at most {limits.max_body_bytes}"
+        )
+    try:
+        async with asyncio.timeout(limits.body_timeout_s):
+            body = await request.read()  # aiohttp stops at client_max_size (413)
+    except TimeoutError as exc:
+        raise Problem(
+            408, "body-timeout", f"the body did not arrive within {limits.body_timeout_s:g} s"
+        ) from exc
+    digest = request.headers.getall("Content-Digest", [])
+    try:
+        check_content_digest(", ".join(digest) if digest else None, body)
+    except HashfedError as exc:
+        raise Problem(401, "bad-signature", f"body does not match its signed digest: {exc}") from exc
+    return body

@@ -80,6 +80,9 @@ class LimitsConfig(BaseModel):
     max_page_batches: PositiveInt = 64
     # The whole request head must arrive within this (aiohttp has no such timeout).
     header_timeout_s: PositiveFloat = 10.0
+    # A push body (read only after its sender is authenticated) must arrive within this:
+    # 64 MiB at about 0.5 MB/s.
+    body_timeout_s: PositiveFloat = 120.0
     # An idle keep-alive connection is closed after this.
     idle_timeout_s: PositiveFloat = 75.0
     max_connections_per_address: PositiveInt = 32

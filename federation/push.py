@@ -33,7 +33,7 @@ from protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES, CompactRange
 from protocol.names import make_log_id, parse_log_id
 from protocol.note import parse_note
 
-from .auth import BODY, PEER
+from .auth import PEER, read_signed_body
 from .node import NODE, Node
 from .problems import Problem
 
@@ -107,8 +107,8 @@ async def handle_push(request: web.Request) -> web.Response:
     if org == node.org or trusted is None or not trusted.accept_push:
         raise Problem(403, "push-not-accepted", f"this node does not accept pushes from {org}")
 
-    # 400
-    lines = _split_lines(request[BODY])
+    # 400 (the body is read only now, from an org allowed to send it)
+    lines = _split_lines(await read_signed_body(request))
     try:
         start = peek_index(lines[0])
     except ProtocolError as exc:

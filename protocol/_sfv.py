@@ -127,6 +127,7 @@ class Parser:
 
     def _params(self) -> Params:
         params: list[tuple[str, BareItem]] = []
+        seen: set[str] = set()
         while self._peek() == ";":
             self._i += 1
             self._skip(" ")
@@ -135,8 +136,9 @@ class Parser:
             if self._peek() == "=":
                 self._i += 1
                 value = self._bare_item()
-            if any(key == seen for seen, _ in params):
+            if key in seen:
                 self._fail(f"duplicate parameter {key!r}")
+            seen.add(key)
             params.append((key, value))
         return tuple(params)
 

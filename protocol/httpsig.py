@@ -80,6 +80,9 @@ __all__ = [
     "sign_request",
     "VerifiedRequest",
     "verify_request",
+    "verify_request_head",
+    "MAX_SIGNATURE_INPUT_BYTES",
+    "MAX_SIGNATURE_BYTES",
 ]
 
 LABEL: Final = "hashfed"
@@ -88,6 +91,10 @@ ALG: Final = "ed25519"
 BASE_COMPONENTS: Final[tuple[str, ...]] = ("@method", "@authority", "@path", "@query")
 BODY_COMPONENTS: Final[tuple[str, ...]] = BASE_COMPONENTS + ("content-digest",)
 NONCE_MIN_BYTES: Final = 16
+# Caps on the signature fields, checked before parsing. Ours are about 250 and 100 bytes;
+# other signatures may share the fields (other labels), so there is room, not a megabyte.
+MAX_SIGNATURE_INPUT_BYTES: Final = 4096
+MAX_SIGNATURE_BYTES: Final = 2048
 
 _PARAM_NAMES: Final = ("created", "nonce", "keyid", "alg", "tag")
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
@@ -127,6 +134,8 @@ def check_content_digest(header: str | None, body: bytes) -> None:
     """
     if header is None:
         raise VerificationError("Content-Digest is missing")
+    if len(header) > MAX_SIGNATURE_BYTES:
+        raise ProtocolError(f"Content-Digest is longer than {MAX_SIGNATURE_BYTES} bytes")
     members = sfv.parse_dictionary(header, "Content-Digest")
     if "sha-256" not in members:
         raise VerificationError(f"Content-Digest {show(header)} has no sha-256 member")
@@ -444,16 +453,52 @@ def verify_request(
     This function is stateless: the caller must still reject a replayed nonce and an
     ``@authority`` it does not answer to (PROTOCOL §6), after this returns.
     """
+    verified = verify_request_head(
+        target,
+        headers,
+        with_body=body is not None,
+        lookup_key=lookup_key,
+        now=now,
+        max_skew_s=max_skew_s,
+    )
+    if body is not None:
+        check_content_digest(_field_value(headers, "content-digest"), body)
+    return verified
+
+
+def verify_request_head(
+    target: RequestTarget,
+    headers: Mapping[str, str],
+    *,
+    with_body: bool,
+    lookup_key: Callable[[str], Verifier | None],
+    now: int,
+    max_skew_s: int = 300,
+) -> VerifiedRequest:
+    """The signature check of :func:`verify_request` from the request head alone.
+
+    For a request with a body (``with_body``) the signature covers the ``Content-Digest``
+    header, so a server can authenticate the sender before it reads a byte of the body;
+    it must then call :func:`check_content_digest` on the body before using it. The
+    signature fields are bounded (:data:`MAX_SIGNATURE_INPUT_BYTES`,
+    :data:`MAX_SIGNATURE_BYTES`) before they are parsed: a hostile client cannot make the
+    parser work on a megabyte of header.
+    """
     input_text = _field_value(headers, "signature-input")
     signature_text = _field_value(headers, "signature")
     if input_text is None or signature_text is None:
         raise VerificationError("request is not signed: Signature-Input or Signature is missing")
+    if len(input_text) > MAX_SIGNATURE_INPUT_BYTES or len(signature_text) > MAX_SIGNATURE_BYTES:
+        raise ProtocolError(
+            f"Signature-Input or Signature is longer than {MAX_SIGNATURE_INPUT_BYTES} / "
+            f"{MAX_SIGNATURE_BYTES} bytes"
+        )
     inputs = sfv.parse_dictionary(input_text, "Signature-Input")
     signatures = sfv.parse_dictionary(signature_text, "Signature")
     if LABEL not in inputs or LABEL not in signatures:
         raise VerificationError(f"request has no {LABEL!r} signature")
     params, params_text = _read_signature_input(
-        inputs[LABEL], BASE_COMPONENTS if body is None else BODY_COMPONENTS
+        inputs[LABEL], BODY_COMPONENTS if with_body else BASE_COMPONENTS
     )
     signature = _read_signature(signatures[LABEL])
     if abs(now - params.created) > max_skew_s:
@@ -463,11 +508,9 @@ def verify_request(
         raise VerificationError(f"unknown key id {show(params.keyid)}")
     if verifier.key_id != params.keyid:
         raise VerificationError(f"key lookup for {show(params.keyid)} returned key {show(verifier.key_id)}")
-    digest = None if body is None else _field_value(headers, "content-digest")
-    if body is not None and digest is None:
+    digest = _field_value(headers, "content-digest") if with_body else None
+    if with_body and digest is None:
         raise VerificationError("Content-Digest is missing")
     base = signature_base(params.components, _component_values(target, digest), params_text)
     verifier.verify(base, signature)
-    if body is not None:
-        check_content_digest(digest, body)
     return VerifiedRequest(key_id=params.keyid, org=verifier.name, verifier=verifier, params=params)

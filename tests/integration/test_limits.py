@@ -115,23 +115,97 @@ async def test_slow_request_head_is_cut_off(homes, start_node, mode: str) -> Non
         writer.close()
 
 
+def _signed_push_head(service: NodeService, ngo: Home, body: bytes, extra: str = "") -> bytes:
+    """The head of a push from ``ngo`` of ``body``, signed, for a raw socket."""
+    import base64
+
+    from tests.helpers import sign_for
+
+    with ngo.open_store() as store:
+        note = store.log(f"{ngo.org}/default").checkpoint
+    path = f"/v1/logs/{ngo.org}/default/batches"
+    headers = sign_for(service.url, ngo.signers[0], "POST", path, body=body)
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{service.bound_port}",
+        f"Content-Length: {len(body)}",
+        f"Hashfed-Checkpoint: {base64.b64encode(note).decode()}",
+        "Connection: close",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n" + extra + "\r\n").encode()
+
+
+def _ngo_and_host(homes, limits):  # type: ignore[no-untyped-def]
+    """``a`` hosts the pushes of ``c`` (an NGO with one published batch)."""
+    a, _, c = homes
+    stage_and_publish(c, [Entry.add("md5", md5(7))])
+    with a.open_store() as store:
+        store.add_peer(
+            c.org, url=None, vkeys=[s.vkey() for s in c.signers], accept_push=True,
+            ca_file=None, now="2026-11-26T00:00:00Z",
+        )
+    with c.open_store() as store:
+        body = b"".join(data + b"\n" for data in store.iter_batches(store.log(f"{c.org}/default"), 0, 1))
+    return configure(a, limits=limits), c, body
+
+
 async def test_slow_body_is_not_cut_off_by_the_head_deadline(homes, start_node) -> None:  # type: ignore[no-untyped-def]
-    a, _, _ = homes
-    a = configure(a, limits={"header_timeout_s": HEADER_TIMEOUT_S})
+    a, c, body = _ngo_and_host(homes, {"header_timeout_s": HEADER_TIMEOUT_S})
     service = await start_node(a)
     reader, writer = await _open(service)
-    body = [b"x" * 10] * 6
-    head = (
-        f"POST /v1/logs/{A}/default/batches HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n"
-        f"Content-Length: {sum(map(len, body))}\r\nConnection: close\r\n\r\n"
-    ).encode()
+    pieces = [body[i : i + len(body) // 5 + 1] for i in range(0, len(body), len(body) // 5 + 1)]
     try:
-        await _trickle(writer, [head, *body], 0.3)  # the body takes 1.8 s
+        # The head at once, then the body over ~1.5 s: longer than the head deadline.
+        await _trickle(writer, [_signed_push_head(service, c, body), *pieces], 0.3)
         answer = await asyncio.wait_for(reader.read(), 5)
     finally:
         writer.close()
-    # The whole body was read and the request answered (unsigned: 401), not cut off.
+    # The whole body was read, verified and stored: the head deadline stopped at the head.
+    assert answer.startswith(b"HTTP/1.1 201"), answer
+    with a.open_store() as store:
+        assert store.log(f"{c.org}/default").size == 1
+
+
+async def test_a_body_is_read_only_from_an_authenticated_sender(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    """An unsigned POST declaring a large body is answered from its head alone: the node
+    never waits for, or buffers, a stranger's body."""
+    a, _, _ = homes
+    service = await start_node(a)
+    reader, writer = await _open(service)
+    try:
+        writer.write(
+            f"POST /v1/logs/{A}/default/batches HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n"
+            f"Content-Length: {50 * 1024 * 1024}\r\nConnection: close\r\n\r\n".encode()
+        )
+        await writer.drain()
+        # (aiohttp may linger a while to drain an unread body before closing; the answer
+        # itself comes at once)
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)  # no body sent
+    finally:
+        writer.close()
     assert answer.startswith(b"HTTP/1.1 401"), answer
+
+
+async def test_a_stalled_body_gets_408(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, c, body = _ngo_and_host(homes, {"body_timeout_s": 0.5})
+    service = await start_node(a)
+    reader, writer = await _open(service)
+    try:
+        writer.write(_signed_push_head(service, c, body) + body[:10])  # then nothing more
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(next(
+            line.split(b":")[1] for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ))
+        answer = head + await asyncio.wait_for(reader.readexactly(length), 5)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"urn:hashfed:problem:body-timeout" in answer
+    with a.open_store() as store:
+        assert store.log(f"{c.org}/default") is None  # nothing stored
 
 
 # -- connections per address -----------------------------------------------------------------

@@ -875,3 +875,28 @@ def test_httpsig_module_is_pure() -> None:
     allowed = {"__future__", "base64", "binascii", "collections", "dataclasses", "hashlib", "hmac",
                "ipaddress", "re", "string", "typing", "keys", "protocol"}  # fmt: skip
     assert imported <= allowed, imported - allowed
+
+
+# -- hostile sizes: bounded before parsing -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("Signature-Input", "hashfed=()" + ";a=1" * 2000),
+        ("Signature", "hashfed=:" + "A" * 4000 + ":"),
+    ],
+    ids=["signature-input-too-long", "signature-too-long"],
+)
+def test_oversized_signature_fields_are_refused_before_parsing(field, value):
+    target = RequestTarget("GET", "node.example", "/v1/logs", "")
+    headers = {"Signature-Input": 'hashfed=("@method")', "Signature": "hashfed=:AA==:", field: value}
+    with pytest.raises(ProtocolError, match="longer than"):
+        verify_request(target, headers, None, lookup_key=lambda _k: None, now=0)
+
+
+def test_many_duplicate_parameters_are_found_in_linear_time():
+    # A quadratic duplicate check made ~2,000 parameters cost seconds; a set makes it instant.
+    text = "a=()" + "".join(f";p{i}=1" for i in range(20_000)) + ";p0=1"
+    with pytest.raises(ProtocolError, match="duplicate parameter 'p0'"):
+        sfv.parse_dictionary(text, "Test")
