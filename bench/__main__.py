@@ -78,8 +78,12 @@ class Server:
             text=True,
         )
         assert self.process.stdout is not None
-        self.url = self._line(r"serving \S+ at (\S+)")
-        self.lookup_url = self._line(r"lookup API at (\S+)") if "--local-port" in extra else ""
+        try:
+            self.url = self._line(r"serving \S+ at (\S+)")
+            self.lookup_url = self._line(r"lookup API at (\S+)") if "--local-port" in extra else ""
+        except BaseException:
+            self.stop()
+            raise
 
     def _line(self, pattern: str) -> str:
         assert self.process.stdout is not None

@@ -13,9 +13,11 @@ import io
 import json
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -153,7 +155,15 @@ def cmd_import(args: argparse.Namespace) -> int:
     home = _load(args)
     collection = _collection(args, home)
     if args.file == "-":
-        source: io.TextIOBase = sys.stdin  # type: ignore[assignment]
+        # Spooled to a temporary file first: the store's write lock is then held only
+        # while lines are parsed, never while waiting on whoever feeds the pipe.
+        source: io.TextIOBase = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # type: ignore[assignment]
+        try:
+            shutil.copyfileobj(sys.stdin, source)
+        except UnicodeDecodeError as exc:
+            source.close()
+            raise ProtocolError(f"<stdin>: not UTF-8 text ({exc.reason})") from exc
+        source.seek(0)
         name = "<stdin>"
     else:
         try:
@@ -243,6 +253,21 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- peers, grants, keys --------------------------------------------------------------
 
 
+def _port(text: str) -> int:
+    """An argparse type: a TCP port, 0 (any free port) to 65535."""
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
+    return int(text)
+
+
+def _url_arg(text: str) -> str:
+    """An argparse type: a plain http(s) base URL."""
+    try:
+        return check_base_url(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def _peer_url(text: str) -> str:
     try:
         return check_base_url(text)
@@ -260,6 +285,13 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     # Check every argument before anything is stored: an error leaves the store unchanged.
     grants = [f"{home.org}/{check_collection(collection)}" for collection in args.grant or ()]
     with home.open_store() as store:
+        if args.ca_file:
+            from .transport import make_ssl_context
+
+            try:
+                make_ssl_context(args.ca_file)
+            except HashfedError as exc:
+                raise CliError(f"--ca-file: {exc}") from exc
         # Re-adding a known peer (to change its keys, say) keeps what is not given again.
         known = store.trust_store().get(org)
         store.add_peer(
@@ -624,11 +656,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="serve the node's logs and pull peers on a schedule")
     p.add_argument("--host")
-    p.add_argument("--port", type=int)
-    p.add_argument("--public-url", action="append")
+    p.add_argument("--port", type=_port)
+    p.add_argument("--public-url", action="append", type=_url_arg)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
-    p.add_argument("--local-port", type=int, help="lookup API for your own pipeline")
+    p.add_argument("--local-port", type=_port, help="lookup API for your own pipeline")
     p.set_defaults(func=cmd_serve)
 
     peer = sub.add_parser("peer", help="trusted orgs: keys, URL, grants")

@@ -2,7 +2,8 @@
 
     DIR/
       config.toml        settings (federation.config)
-      keys/<hash>.key    the org's signing keys; all of them sign every checkpoint, so a
+      keys/NNNN-<hash>.key  the org's signing keys, numbered in creation order; all of
+                         them sign every checkpoint, the oldest signs requests, so a
                          rotation holds two until peers trust the new one
       hashfed.db         the store (federation.store), WAL mode
 """
@@ -10,6 +11,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,40 +47,77 @@ class Home:
 
 
 def init_home(path: Path, org: str) -> Signer:
-    """Make a new home: folder, config, a fresh key and an empty store."""
+    """Make a new home: folder, config, a fresh key and an empty store. All or nothing:
+    if any step fails, what it made is removed, so the same command can simply be rerun."""
     check_org(org)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{path} is a file, not a folder")
     if (path / CONFIG_FILE).exists():
         raise ConfigError(f"{path} already holds a node (found {CONFIG_FILE})")
     if any((path / KEYS_DIR).glob("*.key")):
-        # Left by an init that failed half-way, or a config deleted by hand: a new key next
-        # to them would make a node with keys of two identities.
+        # Left by a config deleted by hand: a new key next to them would make a node
+        # with keys of two identities.
         raise ConfigError(f"{path / KEYS_DIR} already holds signing keys; refusing to add another")
-    path.mkdir(parents=True, exist_ok=True)
-    keys_dir = path / KEYS_DIR
-    keys_dir.mkdir(mode=0o700, exist_ok=True)
-    signer = add_key(path, org)
-    config_path = path / CONFIG_FILE
-    config_path.write_text(render_config(org), encoding="utf-8")
-    Store(path / DB_FILE).close()
+    made: list[Path] = []  # only what this call created, removed again if it fails
+    try:
+        for folder, mode in ((path, 0o755), (path / KEYS_DIR, 0o700)):
+            if not folder.exists():
+                folder.mkdir(mode=mode, parents=True)
+                made.append(folder)
+        signer, key_file = _write_new_key(path, org)
+        made.append(key_file)
+        db = path / DB_FILE
+        if not db.exists():
+            made += [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
+        Store(db).close()
+        config_path = path / CONFIG_FILE
+        made.append(config_path)
+        config_path.write_text(render_config(org), encoding="utf-8")
+    except BaseException:
+        for item in reversed(made):
+            if item.is_dir() and not item.is_symlink():
+                item.rmdir()
+            else:
+                item.unlink(missing_ok=True)
+        raise
     return signer
+
+
+# Key files are named "<sequence>-<key hash>.key": the sequence keeps their creation order
+# (the oldest signs requests) however the folder is copied, which file times would not.
+_KEY_NAME = re.compile(r"(\d{4,})-[0-9a-f]{8}\.key")
+
+
+def _write_new_key(path: Path, org: str) -> tuple[Signer, Path]:
+    keys_dir = path / KEYS_DIR
+    numbers = [int(m.group(1)) for f in keys_dir.glob("*.key") if (m := _KEY_NAME.fullmatch(f.name))]
+    signer = Signer.generate(org)
+    key_file = keys_dir / f"{max(numbers, default=0) + 1:04d}-{signer.key_hash.hex()}.key"
+    write_signer(key_file, signer)
+    return signer, key_file
 
 
 def add_key(path: Path, org: str) -> Signer:
-    """Generate a key for ``org`` and write it 0600 under ``keys/``."""
-    signer = Signer.generate(org)
-    write_signer(path / KEYS_DIR / f"{signer.key_hash.hex()}.key", signer)
-    return signer
+    """Generate a key for ``org`` and write it 0600 under ``keys/``, after the others."""
+    return _write_new_key(path, org)[0]
+
+
+def _load_keys(keys_dir: Path) -> list[tuple[Path, Signer]]:
+    """Every key file with its signer, oldest first (by the sequence in the name)."""
+    files = sorted(keys_dir.glob("*.key")) if keys_dir.is_dir() else []
+    return [(f, load_signer(f)) for f in files]
 
 
 def remove_key(path: Path, key_id: str) -> None:
     """Delete a signing key (after a rotation); the last key cannot be removed."""
-    home = open_home(path)
-    matches = [s for s in home.signers if s.key_id == key_id]
+    open_home(path)  # the home must be sound before a key goes
+    keys = _load_keys(path / KEYS_DIR)
+    matches = [f for f, signer in keys if signer.key_id == key_id]
     if not matches:
         raise ConfigError(f"no signing key {key_id}; 'hashfed keys list' shows them")
-    if len(home.signers) == 1:
+    if len(keys) == 1:
         raise ConfigError("refusing to remove the only signing key")
-    os.remove(path / KEYS_DIR / f"{matches[0].key_hash.hex()}.key")
+    os.remove(matches[0])
 
 
 def open_home(path: Path) -> Home:
@@ -87,14 +126,9 @@ def open_home(path: Path) -> Home:
     keys_dir = path / KEYS_DIR
     # Oldest key first: it signs requests (``signers[0]``), since during a rotation every
     # peer still trusts it until 'keys remove' retires it; every key signs checkpoints.
-    files = (
-        sorted(keys_dir.glob("*.key"), key=lambda f: (f.stat().st_mtime_ns, f.name))
-        if keys_dir.is_dir()
-        else []
-    )
-    if not files:
+    signers = tuple(signer for _file, signer in _load_keys(keys_dir))
+    if not signers:
         raise ConfigError(f"no signing key in {keys_dir}")
-    signers = tuple(load_signer(f) for f in files)
     for signer in signers:
         if signer.name != config.org:
             raise ConfigError(f"key {signer.key_id} is for {signer.name}, not {config.org}")

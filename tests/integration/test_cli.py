@@ -410,7 +410,7 @@ HOME_ERRORS: list[tuple[str, Callable[[Path], list[str | None]], str]] = [
         lambda tmp: [str(tmp / "new"), "init", "--org", "Not_An_Org"],
         "bad org id 'Not_An_Org'",
     ),
-    ("init where a file is", lambda tmp: [str(tmp / "afile"), "init", "--org", "c.example"], "afile: File exists"),
+    ("init where a file is", lambda tmp: [str(tmp / "afile"), "init", "--org", "c.example"], "afile is a file, not a folder"),
 ]
 
 
@@ -638,3 +638,22 @@ def test_bench_takes_its_own_options(capsys: pytest.CaptureFixture[str]) -> None
         main(["bench", "--n", "5"])
     assert exited.value.code == 2
     assert "--n must be at least 10,000" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["serve", "--port", "99999"], "'99999' is not a port"),
+        (["serve", "--local-port", "70000"], "'70000' is not a port"),
+        (["serve", "--public-url", "http://x:99999"], "bad URL"),
+        (["serve", "--public-url", "notaurl"], "is not an http:// or https:// URL"),
+        (["peer", "add", PEER, "--key", PEER_KEY, "--ca-file", "/nonexistent/ca.pem"], "--ca-file: cannot load"),
+    ],
+    ids=["port-too-big", "local-port-too-big", "public-url-bad-port", "public-url-not-a-url", "ca-file-missing"],
+)
+def test_bad_serve_and_peer_arguments_are_one_line(cli: Cli, argv: list[str], message: str) -> None:
+    before = home_state(cli.home)
+    code, out, err = cli(*argv)
+    assert (code, out) == (2, "")
+    assert err.startswith("hashfed: error: ") and err.count("\n") == 1 and message in err, err
+    assert home_state(cli.home) == before

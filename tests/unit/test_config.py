@@ -29,7 +29,7 @@ from federation.home import (
     remove_key,
 )
 from keys import Signer
-from keys.errors import ConfigError, KeyFileError, ProtocolError
+from keys.errors import ConfigError, KeyFileError, ProtocolError, StoreError
 from keys.keyfile import write_signer
 from tests.helpers import db_snapshot
 
@@ -229,10 +229,25 @@ def test_key_rotation(tmp_path: Path) -> None:
         remove_key(path, old.key_id)
     new = add_key(path, "acme.example")
     # Both sign checkpoints; the oldest signs requests, since every peer still trusts it
-    # until it is removed. Make sure file names cannot decide the order.
-    os.utime(path / "keys" / f"{old.key_hash.hex()}.key", ns=(1, 1))
+    # until it is removed. The order is the files' sequence, not their times or hashes.
+    assert sorted(p.name.split("-")[0] for p in (path / "keys").glob("*.key")) == ["0001", "0002"]
+    for key_file in (path / "keys").glob("*.key"):
+        os.utime(key_file, ns=(1, 1) if key_file.name.startswith("0002") else (2**40, 2**40))
     assert [s.key_id for s in open_home(path).signers] == [old.key_id, new.key_id]
     with pytest.raises(ConfigError, match="no signing key acme.example\\+00000000"):
         remove_key(path, "acme.example+00000000")
     remove_key(path, old.key_id)
     assert [s.key_id for s in open_home(path).signers] == [new.key_id]
+
+
+def test_init_that_fails_half_way_leaves_nothing_behind(tmp_path: Path) -> None:
+    """A failed init removes what it made, so the same command can be rerun."""
+    path = tmp_path / "node"
+    path.mkdir()
+    (path / DB_FILE).mkdir()  # the store cannot be made: a folder is in its place
+    with pytest.raises(StoreError):
+        init_home(path, "acme.example")
+    assert sorted(p.name for p in path.iterdir()) == [DB_FILE]  # our key gone, theirs kept
+    (path / DB_FILE).rmdir()
+    init_home(path, "acme.example")
+    assert len(open_home(path).signers) == 1
