@@ -17,9 +17,13 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
     # One row per log this node holds, its own or another org's.
-    #   size/root/checkpoint/edge: the newest checkpoint for which every leaf is held (served)
-    #   held/held_edge:            how many batches are stored, which may run past `size`
-    #                              while a pull or push is part-way, or before a publish signs
+    #   size/root/checkpoint: the newest checkpoint for which every leaf is held (served)
+    #   held/held_edge:       how many batches are stored, which may run past `size`
+    #                         while a pull or push is part-way, or before a publish signs
+    #   pending:              the signed note the leaves past `size` were proven against
+    #                         (pulled or pushed pages); NULL once a checkpoint is served for
+    #                         them. With it, a fork of a branch held but not yet served is
+    #                         still caught by a pair of signed notes (PROTOCOL §7).
     db.execute(
         """
         CREATE TABLE logs (
@@ -30,9 +34,9 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
             size        INTEGER NOT NULL DEFAULT 0,
             root        BLOB NOT NULL,
             checkpoint  BLOB,
-            edge        BLOB NOT NULL,
             held        INTEGER NOT NULL DEFAULT 0,
             held_edge   BLOB NOT NULL,
+            pending     BLOB,
             UNIQUE (org, collection)
         )
         """
@@ -103,6 +107,8 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
         pk="seq",
         not_null={"collection", "op", "type", "value", "labels"},
     )
+    # Pairs of validly signed notes that cannot both be true (``ours``, ``theirs``, verbatim);
+    # ``size`` is the size of the checkpoint that contradicts ours.
     db["evidence"].create(
         {
             "id": int,

@@ -28,7 +28,7 @@ from protocol.httpsig import (
     verify_request_head,
 )
 
-from .guard import NonceCapacityError, ReplayError
+from .guard import NonceCapacityError, ReplayError, address_key
 from .node import NODE
 from .problems import Problem
 
@@ -52,8 +52,8 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
         return await handler(request)
     node = request.app[NODE]
     now = node.clock()
-    address = request.remote or "?"
-    wait = node.address_limiter.take(address, now)
+    # An IPv6 client is limited by its /64, which it could otherwise rotate through.
+    wait = node.address_limiter.take(address_key(request.remote or "?"), now)
     if wait:
         raise _too_many(wait, "address")
 

@@ -8,11 +8,13 @@ connection goes through ``_GuardedProtocol``, a thin wrapper around aiohttp's ow
 - a connection must deliver a complete request head (up to the blank line) within
   ``header_timeout_s`` of its first byte, and of being opened; otherwise it is closed;
 - after the head, the clock stops (bodies may be large and slow); once the server starts
-  writing the response, the next bytes on a keep-alive connection are a new head, with a
-  new deadline from its first byte (an idle keep-alive connection, with no byte at all, is
-  aiohttp's ``keepalive_timeout``);
+  writing the final response, the next bytes on a keep-alive connection are a new head,
+  with a new deadline from its first byte (an idle keep-alive connection, with no byte at
+  all, is aiohttp's ``keepalive_timeout``). An interim ``100 Continue`` (the answer to
+  ``Expect: 100-continue``, which curl sends for bodies over 1 MiB) is not a final
+  response: the body comes after it;
 - a client address with ``max_connections_per_address`` open connections has further ones
-  closed at once;
+  closed at once (an IPv6 client's address is its /64: ``guard.address_key``);
 - over TLS, the handshake must also finish within ``header_timeout_s`` (asyncio's default
   is 60 s); a connection counts towards its address's cap once the handshake is done.
 """
@@ -25,11 +27,31 @@ from typing import Any
 
 from aiohttp import web
 
+from .guard import address_key
+
 _HEAD_END = b"\r\n\r\n"
+_STATUS_LINE_START = 10  # len(b"HTTP/1.1 1"): enough to tell an interim response
+
+
+def _start_of(chunks: Any) -> bytes:
+    """The first bytes of a write (of one or several chunks)."""
+    start = b""
+    for chunk in chunks:
+        start += bytes(memoryview(chunk)[: _STATUS_LINE_START - len(start)])
+        if len(start) >= _STATUS_LINE_START:
+            break
+    return start
+
+
+def _is_interim(start: bytes) -> bool:
+    """Whether a write starts an interim (1xx) response, such as the ``100 Continue`` that
+    answers ``Expect: 100-continue``: the request's body is still to come."""
+    return start in (b"HTTP/1.1 1", b"HTTP/1.0 1")
 
 
 class _WatchedTransport(asyncio.Transport):
-    """The real transport, with writes reported to the guard (a response has started)."""
+    """The real transport, with writes reported to the guard (with their first bytes,
+    so it can tell a final response from an interim one)."""
 
     def __init__(self, inner: asyncio.Transport, on_write: Any) -> None:
         super().__init__()
@@ -37,12 +59,13 @@ class _WatchedTransport(asyncio.Transport):
         self._on_write = on_write
 
     def write(self, data: Any) -> None:
-        self._on_write()
+        self._on_write(_start_of((data,)))
         self._inner.write(data)
 
     def writelines(self, list_of_data: Any) -> None:
-        self._on_write()
-        self._inner.writelines(list_of_data)
+        chunks = list(list_of_data)
+        self._on_write(_start_of(chunks))
+        self._inner.writelines(chunks)
 
     def __getattribute__(self, name: str) -> Any:
         if name in ("write", "writelines", "_inner", "_on_write", "__class__"):
@@ -79,8 +102,10 @@ class _GuardedProtocol(asyncio.Protocol):
             self._guard.timeouts += 1
             self._transport.abort()
 
-    def _response_started(self) -> None:
-        if not self._in_head:
+    def _response_started(self, start: bytes) -> None:
+        # Only a final response ends the request: after an interim one (100 Continue),
+        # the bytes that follow are the body, which the head deadline does not cover.
+        if not self._in_head and not _is_interim(start):
             self._in_head = True
             self._tail = b""
 
@@ -90,7 +115,9 @@ class _GuardedProtocol(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self._transport = transport
         peer = transport.get_extra_info("peername")
-        self._address = peer[0] if isinstance(peer, tuple) and peer else "?"
+        # Counted by ``address_key``: an IPv6 client by its /64, not the one address it
+        # happens to use (it may hold the whole /64).
+        self._address = address_key(peer[0]) if isinstance(peer, tuple) and peer else "?"
         counts = self._guard.open_by_address
         if counts[self._address] >= self._guard.max_connections_per_address:
             self._guard.refused += 1

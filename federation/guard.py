@@ -5,14 +5,41 @@ Nonces: one is recorded only after its request's signature verifies; it is never
 while its ``created`` is inside the window (so an exact replay is always caught), and a key
 that sends more than its cap within the window gets 429 rather than an eviction
 (PROTOCOL §6). Memory is bounded by keys × cap, and keys are the trust store's.
+
+Nonces live in memory, so a restarted node has forgotten those its previous run saw. The
+cache therefore refuses, as a possible replay, every request dated before the node started
+(``not_before``): such a request may have been served before the restart. That refusal
+lasts one window at most; after it the verifier refuses the same request as too old.
+
+Rate limits by address key an IPv6 client by its /64 (``address_key``): one host usually
+holds a whole /64, and could otherwise rotate through it to escape any per-address limit.
 """
 
 from __future__ import annotations
 
 import heapq
+import ipaddress
 import math
 from collections import OrderedDict
 from dataclasses import dataclass, field
+
+
+def address_key(addr: str) -> str:
+    """The name a client address is limited under: an IPv4 address as it is, an IPv6
+    address by its /64 prefix (``2001:db8:1:2::/64``), an IPv4-mapped IPv6 address as
+    its IPv4 address (a dual-stack listener sees IPv4 clients that way), and anything
+    unparseable as the text it is."""
+    try:
+        ip = ipaddress.ip_address(addr)
+    except ValueError:
+        return addr
+    if isinstance(ip, ipaddress.IPv4Address):
+        return addr
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    # A zone (fe80::1%eth0) names the link, not the host: the prefix alone is the key.
+    prefix = ipaddress.IPv6Network((int(ip) >> 64 << 64, 64))
+    return str(prefix)
 
 
 class ReplayError(Exception):
@@ -35,17 +62,28 @@ class NonceCache:
     exceeds the window, when a replay of it is refused as stale anyway. Expiry follows
     ``created``, not arrival, so a request dated late in the window cannot pin the nonces
     that arrived after it, and one dated early cannot be dropped before its time.
+
+    ``not_before`` (whole seconds; the node's start) refuses as a replay any request
+    dated before it: its nonce may have been recorded by a previous run of the node.
     """
 
-    def __init__(self, *, window_s: int, max_per_key: int) -> None:
+    def __init__(self, *, window_s: int, max_per_key: int, not_before: int | None = None) -> None:
         self.window_s = window_s
         self.max_per_key = max_per_key
+        self.not_before = not_before
         self._seen: dict[str, set[str]] = {}
         self._expiry: dict[str, list[tuple[int, str]]] = {}
 
     def check_and_record(self, key_id: str, nonce: str, created: int, now: float) -> None:
         """Record ``nonce``; ReplayError if this key used it inside the window,
         NonceCapacityError (never an eviction) if the key has no room left."""
+        if self.not_before is not None and created < self.not_before:
+            # Refused for at most a window after the start: by then the verifier
+            # refuses the same ``created`` as too old.
+            raise ReplayError(
+                f"signed at {created}, before this node started at {self.not_before}: "
+                "its nonce may have been used; sign a new request"
+            )
         seen = self._seen.setdefault(key_id, set())
         heap = self._expiry.setdefault(key_id, [])
         self._expire(seen, heap, now)

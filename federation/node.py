@@ -9,8 +9,9 @@ next request, with no restart and no polling thread.
 from __future__ import annotations
 
 import asyncio
+import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -22,7 +23,9 @@ from .home import Home
 
 Clock = Callable[[], float]
 
-_LOOPBACK_OR_ANY = {"127.0.0.1", "localhost", "::1", "0.0.0.0", "::", ""}
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# A wildcard is where a socket listens, not a name a client can send in its Host header.
+_WILDCARD = {"0.0.0.0", "::", ""}
 
 
 def authority_of(url: str) -> str:
@@ -48,16 +51,21 @@ class Node:
         self.writer = home.open_store()  # commits, run in a worker thread under write_lock
         self.write_lock = asyncio.Lock()
         limits = self.config.limits
+        # Nonces are in memory: what a previous run of this node saw is gone, so requests
+        # dated before this run started are refused as possible replays (guard.py).
+        self.started_s = math.floor(clock())
         self.nonces = NonceCache(
-            window_s=limits.signature_window_s, max_per_key=limits.max_nonces_per_key
+            window_s=limits.signature_window_s,
+            max_per_key=limits.max_nonces_per_key,
+            not_before=self.started_s,
         )
         self.key_limiter = RateLimiter(limits.requests_per_second_per_key, limits.burst_per_key)
         self.address_limiter = RateLimiter(
             limits.requests_per_second_per_address, limits.burst_per_address
         )
-        self.authorities: frozenset[str] = frozenset(
-            authority_of(url) for url in self.config.server.public_urls
-        )
+        self._public: frozenset[str] = frozenset()
+        self._listeners: frozenset[str] = frozenset()
+        self.add_public_urls(self.config.server.public_urls)
         self._trust: TrustStore | None = None
         self._trust_version = -1
 
@@ -72,15 +80,28 @@ class Node:
         """Force a reload (after a change made through this node's own connections)."""
         self._trust = None
 
+    @property
+    def authorities(self) -> frozenset[str]:
+        """The @authority values a signed request may name (PROTOCOL §6): those of the
+        public URLs when any are configured, else those of the listeners."""
+        return self._public or self._listeners
+
+    def add_public_urls(self, urls: Iterable[str]) -> None:
+        """URLs peers reach this node at (config ``server.public_urls``, ``serve
+        --public-url``); once there is one, listener addresses are no longer accepted."""
+        self._public = self._public | frozenset(authority_of(url) for url in urls)
+
     def listening_on(self, host: str, port: int, *, tls: bool) -> None:
-        """Add the authorities of the bound listener (PROTOCOL §6): its host:port, and
-        127.0.0.1:port and localhost:port when it listens on loopback or a wildcard."""
+        """Record a bound listener (PROTOCOL §6). Its authorities count only while no
+        public URL is configured: its host:port (never a wildcard's, which no client can
+        name), and 127.0.0.1:port and localhost:port when it listens on loopback or a
+        wildcard."""
         scheme = "https" if tls else "http"
-        hosts = {host}
-        if host in _LOOPBACK_OR_ANY:
+        hosts = set() if host in _WILDCARD else {host}
+        if host in _LOOPBACK or host in _WILDCARD:
             hosts |= {"127.0.0.1", "localhost"}
-        bound = {authority_of(f"{scheme}://{_bracket(h)}:{port}") for h in hosts if h}
-        self.authorities = self.authorities | frozenset(bound)
+        bound = {authority_of(f"{scheme}://{_bracket(h)}:{port}") for h in hosts}
+        self._listeners = self._listeners | frozenset(bound)
 
     def close(self) -> None:
         self.store.close()

@@ -18,16 +18,26 @@ rejected like any other bad answer, and a real fork is caught by whoever holds t
 side, when the shorter checkpoint reaches them.
 
 Every listing is also gossip: each checkpoint in it is checked against our view, and a
-contradiction is stored as evidence, even for logs we do not pull (our own, say).
+contradiction is stored as evidence, even for logs we do not pull (our own, say). A listing
+names each log once (later repeats are dropped) and at most ``MAX_LISTING`` of them.
+
+A pull cut short keeps the note its held leaves were proven against (``LogState.pending``):
+a checkpoint of that size with another root, or one that contradicts the held leaves, is
+evidence with that note as ours, though none of those leaves is served yet.
+
+One log pulled from two sources at once (its origin and a relay): the caller's
+``log_lock`` makes the second wait for the first, which leaves it nothing to do; another
+process that got further first (``hashfed pull`` beside ``serve``) ends this pull
+without failure, leaving the log to it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from keys import TrustStore
 from keys.errors import (
@@ -36,12 +46,19 @@ from keys.errors import (
     ProtocolError,
     VerificationError,
 )
-from protocol.checkpoint import SignedCheckpoint, verify_checkpoint
+from protocol.checkpoint import (
+    Checkpoint,
+    SignedCheckpoint,
+    parse_checkpoint_body,
+    verify_checkpoint,
+)
 from protocol.logview import Assessment, PageVerifier, VerifiedPage, assess
 from protocol.merkle import CompactRange, verify_consistency
 from protocol.names import make_log_id, parse_log_id
+from protocol.note import parse_note
 
-from .store import LogState, Store
+from .rounds import timestamp
+from .store import LogState, Store, finish, run_write
 from .transport import Fetcher
 
 log = logging.getLogger(__name__)
@@ -49,6 +66,10 @@ log = logging.getLogger(__name__)
 # progress(entries, batches, batches_left): a page was committed; batches_left of this
 # log remain to its checkpoint (for an estimate of the total, and so an ETA).
 Progress = Callable[[int, int, int], None]
+
+# The most logs a listing may name. A coalition has tens of members with a few collections
+# each; a listing past this is hostile, and every item of it costs a signature check.
+MAX_LISTING = 10_000
 
 
 @dataclass(frozen=True)
@@ -63,8 +84,13 @@ class LogResult:
     error: HashfedError | None = field(default=None, compare=False, repr=False)
 
 
-def _now_text(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+class _Overtaken(Exception):
+    """Another writer of the store (another process) stored this log past our page."""
+
+    def __init__(self, held: int) -> None:
+        super().__init__(held)
+        self.held = held
+        self.entries = 0  # merged by this pull's own pages before it was overtaken
 
 
 class Puller:
@@ -74,7 +100,8 @@ class Puller:
     heavy part of each page); run concurrent pulls with a puller each. Commits of several
     connections are serialised by SQLite (``BEGIN IMMEDIATE``), and each re-checks inside
     its transaction that the page starts at what is held, so two pulls of one log through
-    different sources cannot interleave their pages.
+    different sources cannot interleave their pages. ``log_lock(log_id)``, when given, is
+    held around each log's pull: pullers of one node that share it pull a log one at a time.
     """
 
     def __init__(
@@ -86,6 +113,7 @@ class Puller:
         clock: Callable[[], float],
         page_batches: int = 4,
         progress: Progress | None = None,
+        log_lock: Callable[[str], asyncio.Lock] | None = None,
     ) -> None:
         self.store = store
         self.trust = trust
@@ -93,23 +121,33 @@ class Puller:
         self.clock = clock
         self.page_batches = page_batches
         self.progress = progress
+        self.log_lock = log_lock
 
     async def pull_source(self, fetcher: Fetcher, *, only: str | None = None) -> list[LogResult]:
         """Pull every log the source lists that we can verify (or just ``only``)."""
         listing = await fetcher.list_logs()
+        if len(listing) > MAX_LISTING:
+            raise ProtocolError(
+                f"{fetcher.source}: the listing names {len(listing)} logs, more than {MAX_LISTING}"
+            )
         results = []
+        seen: set[str] = set()
         for item in listing:
+            org, collection = item.get("org"), item.get("collection")
             try:
-                log_id = make_log_id(str(item.get("org")), str(item.get("collection")))
-                parse_log_id(log_id)
+                if not isinstance(org, str) or not isinstance(collection, str):
+                    raise ProtocolError("an item without a string org and collection")
+                log_id = make_log_id(org, collection)
             except ProtocolError as exc:
                 results.append(
                     LogResult("?", "failed", 0, 0, detail=f"bad listing: {exc}", error=exc)
                 )
                 continue
+            if log_id in seen:
+                continue  # a log is listed once; a repeat would be checked and pulled twice
+            seen.add(log_id)
             if only is not None and log_id != only:
                 continue
-            org, _ = parse_log_id(log_id)
             note = item.get("checkpoint")
             if isinstance(note, str):
                 await self._gossip(fetcher, log_id, note.encode())
@@ -125,19 +163,21 @@ class Puller:
 
     async def pull_log(self, fetcher: Fetcher, log_id: str) -> LogResult:
         """Pull one log; failures are returned as a 'failed' result, never half-stored."""
-        current = self.store.log(log_id)
-        old_size = current.size if current else 0
-        try:
-            return await self._pull_log(fetcher, log_id)
-        except EquivocationError as exc:
-            await asyncio.to_thread(self._keep_evidence, exc, fetcher.source)
-            return LogResult(
-                log_id, "failed", old_size, old_size, detail=f"EQUIVOCATION: {exc}", error=exc
-            )
-        except HashfedError as exc:
-            latest = self.store.log(log_id)
-            size = latest.size if latest else 0
-            return LogResult(log_id, "failed", old_size, size, detail=str(exc), error=exc)
+        lock = self.log_lock(log_id) if self.log_lock is not None else contextlib.nullcontext()
+        async with lock:
+            current = self.store.log(log_id)
+            old_size = current.size if current else 0
+            try:
+                return await self._pull_log(fetcher, log_id)
+            except EquivocationError as exc:
+                await run_write(self._keep_evidence, exc, fetcher.source)
+                return LogResult(
+                    log_id, "failed", old_size, old_size, detail=f"EQUIVOCATION: {exc}", error=exc
+                )
+            except HashfedError as exc:
+                latest = self.store.log(log_id)
+                size = latest.size if latest else 0
+                return LogResult(log_id, "failed", old_size, size, detail=str(exc), error=exc)
 
     async def _pull_log(self, fetcher: Fetcher, log_id: str) -> LogResult:
         org, _ = parse_log_id(log_id)
@@ -147,12 +187,15 @@ class Puller:
         target = signed.checkpoint
         log_state = self.store.log(log_id)
         size = log_state.size if log_state else 0
-        if log_state is not None and log_state.checkpoint is not None:
+        if log_state is not None and (
+            log_state.checkpoint is not None or log_state.pending is not None
+        ):
             verdict = self._assess(log_state, signed)
             if verdict is Assessment.UP_TO_DATE:
                 return LogResult(log_id, "up to date", size, size)
             if verdict is Assessment.SOURCE_BEHIND:
                 return LogResult(log_id, "source behind", size, size)
+        if log_state is not None and log_state.checkpoint is not None:
             proof = await fetcher.consistency(log_id, log_state.size, target.size)
             try:
                 verify_consistency(log_state.size, target.size, log_state.root, target.root, proof)
@@ -168,24 +211,39 @@ class Puller:
         elif target.size == 0:
             return LogResult(log_id, "up to date", 0, 0)
 
-        held = log_state.held_edge if log_state else None
-        if log_state is not None and held is not None and held.size >= target.size:
+        if log_state is not None and log_state.held >= target.size:
             # We already hold these leaves (a pull towards a bigger checkpoint was cut
             # short): nothing to fetch; the checkpoint must still agree with them.
             if self.store.root_at(log_state, target.size) != target.root:
                 raise EquivocationError(
                     f"{log_id}: checkpoint {target.size} contradicts the leaves held",
                     log_id=log_id,
-                    ours=log_state.checkpoint or b"",
+                    ours=_proven_by(log_state, target.size),
                     theirs=note,
                 )
-            if held.size == target.size and target.size > size:
+            if log_state.held == target.size and target.size > size:
                 # Every leaf of this newer checkpoint is held: serve it from now on.
-                await asyncio.to_thread(self._accept, log_id, signed)
+                try:
+                    await run_write(self._accept, log_id, signed)
+                except _Overtaken as exc:
+                    return self._overtaken(log_id, size, 0, exc)
                 return LogResult(log_id, "updated", size, target.size)
             return LogResult(log_id, "source behind", size, size)
 
-        verifier = PageVerifier(log_id, held if held is not None else CompactRange(), target)
+        held = log_state.held_edge if log_state is not None else CompactRange()
+        try:
+            entries = await self._pull_pages(fetcher, log_id, held, signed)
+        except _Overtaken as exc:
+            return self._overtaken(log_id, size, exc.entries, exc)
+        return LogResult(log_id, "updated", size, target.size, entries=entries)
+
+    async def _pull_pages(
+        self, fetcher: Fetcher, log_id: str, held: CompactRange, signed: SignedCheckpoint
+    ) -> int:
+        """Fetch, verify and commit pages from ``held`` up to the checkpoint; returns the
+        number of entries merged."""
+        target = signed.checkpoint
+        verifier = PageVerifier(log_id, held, target)
         entries = 0
         # Pipelined: page k commits in a worker thread while page k+1 is fetched and
         # verified (SQLite releases the GIL while it writes, so the two use both cores).
@@ -195,21 +253,39 @@ class Puller:
             while not verifier.done:
                 lines, proof = await self._fetch_page(fetcher, log_id, verifier.edge.size, target.size)
                 page = await asyncio.to_thread(verifier.verify_page, lines, proof)
-                final = signed if verifier.done else None
                 if committing is not None:
-                    entries += await committing
+                    entries += await finish(committing)
                 committing = asyncio.ensure_future(
-                    asyncio.to_thread(self._commit, log_id, page, final, target.size)
+                    asyncio.to_thread(self._commit, log_id, page, signed, verifier.done)
                 )
             if committing is not None:
-                entries += await committing
+                entries += await finish(committing)
                 committing = None
+        except _Overtaken as exc:
+            exc.entries = entries
+            raise
         finally:
-            if committing is not None and not committing.done():
-                # A verified page is being written: let its transaction finish before the
-                # caller may close the store (a worker thread cannot be cancelled).
-                await asyncio.wait({committing})
-        return LogResult(log_id, "updated", size, target.size, entries=entries)
+            if committing is not None:
+                # A verified page is being written while this pull ends with an error or is
+                # cancelled: let its transaction finish before the caller may close the
+                # store (a worker thread cannot be stopped). The error that ended the pull
+                # is the one raised; a cancellation is raised once the page is written.
+                with contextlib.suppress(Exception):
+                    await finish(committing)
+        return entries
+
+    def _overtaken(self, log_id: str, size: int, entries: int, exc: _Overtaken) -> LogResult:
+        """Another process stored this log further than our page: not a failure, and
+        nothing more to do here (it, or the next round, completes the log)."""
+        latest = self.store.log(log_id)
+        return LogResult(
+            log_id,
+            "updated" if entries else "up to date",
+            size,
+            latest.size if latest is not None else size,
+            entries=entries,
+            detail=f"another pull of {log_id} got further (it holds {exc.held} batches)",
+        )
 
     async def _fetch_page(
         self, fetcher: Fetcher, log_id: str, start: int, size: int
@@ -229,6 +305,7 @@ class Puller:
         return lines, proof
 
     def _assess(self, state: LogState, signed: SignedCheckpoint) -> Assessment:
+        pending = _pending_checkpoint(state)
         return assess(
             log_id=state.log_id,
             size=state.size,
@@ -237,33 +314,41 @@ class Puller:
             theirs=signed.checkpoint,
             their_note=signed.note,
             root_at=lambda n: self.store.root_at(state, n),
+            pending=pending,
+            pending_note=state.pending if pending is not None else None,
         )
 
-    def _commit(
-        self, log_id: str, page: VerifiedPage, final: SignedCheckpoint | None, size: int
-    ) -> int:
-        """Store one verified page in one transaction; returns its entry count."""
+    def _commit(self, log_id: str, page: VerifiedPage, signed: SignedCheckpoint, last: bool) -> int:
+        """Store one verified page in one transaction (and, after the ``last``, serve the
+        checkpoint it was proven against); returns its entry count."""
         org, collection = parse_log_id(log_id)
+        start = page.edge.size - len(page.batches)
         with self.store.transaction():
             state = self.store.ensure_log(org, collection)
-            state = self.store.append_batches(state, page.batches, page.leaves, page.edge)
-            if final is not None:
-                self.store.accept_checkpoint(state, final.checkpoint, final.note)
+            if state.held > start:
+                raise _Overtaken(state.held)
+            state = self.store.append_batches(
+                state, page.batches, page.leaves, page.edge, pending=signed.note
+            )
+            if last:
+                self.store.accept_checkpoint(state, signed.checkpoint, signed.note)
         count = sum(len(batch.entries) for batch in page.batches)
         if self.progress is not None:
-            self.progress(count, len(page.batches), size - page.edge.size)
+            self.progress(count, len(page.batches), signed.checkpoint.size - page.edge.size)
         return count
 
     def _accept(self, log_id: str, signed: SignedCheckpoint) -> None:
         with self.store.transaction():
             state = self.store.log(log_id)
             assert state is not None
+            if state.held != signed.checkpoint.size:
+                raise _Overtaken(state.held)
             self.store.accept_checkpoint(state, signed.checkpoint, signed.note)
 
     async def _gossip(self, fetcher: Fetcher, log_id: str, note: bytes) -> None:
         """Check a listed checkpoint against our view; keep contradictions as evidence."""
         state = self.store.log(log_id)
-        if state is None or state.checkpoint is None:
+        if state is None or (state.checkpoint is None and state.pending is None):
             return
         org, _ = parse_log_id(log_id)
         try:
@@ -271,7 +356,7 @@ class Puller:
             signed = verify_checkpoint(note, log_id=log_id, verifiers=verifiers)
             self._assess(state, signed)
         except EquivocationError as exc:
-            await asyncio.to_thread(self._keep_evidence, exc, fetcher.source)
+            await run_write(self._keep_evidence, exc, fetcher.source)
         except HashfedError as exc:
             log.info("gossip from %s: %s: %s", fetcher.source, log_id, exc)
 
@@ -280,12 +365,29 @@ class Puller:
         new = self.store.record_evidence(
             log_id=exc.log_id,
             kind="equivocation",
-            size=None,
+            size=parse_checkpoint_body(parse_note(exc.theirs).text).size,
             ours=exc.ours,
             theirs=exc.theirs,
             source=source,
             detail=str(exc),
-            now=_now_text(self.clock()),
+            now=timestamp(self.clock()),
         )
         if new:
             log.warning("EQUIVOCATION on %s (from %s): %s", exc.log_id, source, exc)
+
+
+def _pending_checkpoint(state: LogState) -> Checkpoint | None:
+    """The checkpoint of ``state.pending`` (its signature was verified when it was stored)."""
+    if state.pending is None:
+        return None
+    return parse_checkpoint_body(parse_note(state.pending).text)
+
+
+def _proven_by(state: LogState, size: int) -> bytes:
+    """The signed note that our first ``size`` leaves were proven against: the pending
+    note where it covers them (they are held, not yet served), else the served one."""
+    pending = _pending_checkpoint(state)
+    if size > state.size and pending is not None and pending.size >= size:
+        assert state.pending is not None
+        return state.pending
+    return state.checkpoint or b""

@@ -10,6 +10,11 @@ hashes, or is absent where M < N, or present where M = N), 409 (S is not the num
 batches held; the problem carries ``size``), 422 (checkpoint for another log, not signed by
 a trusted key of the org, N < M, or the root or proof fails). Only the 422 step costs a
 signature check or hashing.
+
+A page that does not complete its checkpoint is held, not served, and the checkpoint it was
+proven against is kept as the log's ``pending`` note: a later push of a checkpoint of that
+size with another root is the org signing two roots for one size. The pair is kept as
+evidence and the push refused (422 ``equivocation``).
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ from protocol.note import parse_note
 from .auth import PEER, read_signed_body
 from .node import NODE, Node
 from .problems import Problem
+from .rounds import timestamp
+from .store import LogState, run_write
 
 CHECKPOINT_HEADER = "Hashfed-Checkpoint"
 PROOF_HEADER = "Hashfed-Proof"
@@ -138,11 +145,43 @@ async def handle_push(request: web.Request) -> web.Response:
         raise Problem(
             422, "checkpoint-too-small", f"checkpoint size {size} is below the page's end {end}"
         )
+    if log is not None:
+        await _refuse_a_second_root(node, log, signed, org)
     edge = log.held_edge if log is not None else None
     page = await asyncio.to_thread(_verify, log_id, edge, signed.checkpoint, lines, proof)
     async with node.write_lock:
-        new_size = await asyncio.to_thread(_commit, node, log_id, start, page, signed, note)
+        # Finished even if the handler is cancelled (shutdown): node.writer must not be
+        # closed, or used by the next holder of write_lock, mid-transaction.
+        new_size = await run_write(_commit, node, log_id, start, page, signed, note)
     return web.json_response({"size": new_size}, status=201)
+
+
+async def _refuse_a_second_root(node: Node, log: LogState, signed: SignedCheckpoint, org: str) -> None:
+    """422, with the pair kept as evidence, when the pushed checkpoint has the size of the
+    pending one (what the held pages were proven against) and another root."""
+    if log.pending is None:
+        return
+    pending = parse_checkpoint_body(parse_note(log.pending).text)
+    theirs = signed.checkpoint
+    if pending.size != theirs.size or pending.root == theirs.root:
+        return
+    detail = (
+        f"{log.log_id}: two different roots signed for size {theirs.size} "
+        "(ours held in part, not yet served)"
+    )
+    async with node.write_lock:
+        await run_write(
+            node.writer.record_evidence,
+            log_id=log.log_id,
+            kind="equivocation",
+            size=theirs.size,
+            ours=log.pending,
+            theirs=signed.note,
+            source=f"push by {org}",
+            detail=detail,
+            now=timestamp(node.clock()),
+        )
+    raise Problem(422, "equivocation", detail)
 
 
 def _verify(
@@ -170,7 +209,7 @@ def _commit(
             raise Problem(
                 409, "wrong-start", f"this node now holds {log.held} batches", size=log.held
             )
-        log = store.append_batches(log, page.batches, page.leaves, page.edge)
+        log = store.append_batches(log, page.batches, page.leaves, page.edge, pending=note)
         if page.edge.size == signed.checkpoint.size:
             try:
                 store.accept_checkpoint(log, signed.checkpoint, note)

@@ -64,10 +64,7 @@ class NodeService:
         self.local_port = local_port if local_port is not None else server.local_port
         self.sync = sync
         self.node = node or Node(home)
-        if public_urls:
-            from .node import authority_of
-
-            self.node.authorities |= frozenset(authority_of(u) for u in public_urls)
+        self.node.add_public_urls(public_urls)
         self._runner: web.AppRunner | None = None
         self._local_runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None

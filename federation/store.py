@@ -9,15 +9,23 @@ back unchanged, so a reader always verifies the origin's bytes, never a re-seria
 The connection runs in autocommit mode and transactions are explicit ``BEGIN IMMEDIATE``,
 so a writer takes the write lock up front instead of failing half-way on a busy database.
 A ``Store`` belongs to one thread at a time; open a second one for another thread.
+
+On the event loop, reads are fine (WAL readers never wait), but a write may wait up to
+``BUSY_TIMEOUT_MS`` for another process's lock: run writes with ``run_write``, which also
+lets the write finish when its caller is cancelled, so nobody closes a store under a
+running transaction.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
@@ -36,10 +44,19 @@ from .records import Record, read_many, read_many_json, read_record, read_record
 
 BUSY_TIMEOUT_MS = 30_000
 
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
 
 @dataclass(frozen=True, slots=True)
 class LogState:
-    """One row of ``logs``: what this node holds of one log."""
+    """One row of ``logs``: what this node holds of one log.
+
+    ``size``/``root``/``checkpoint`` are what it serves; ``held``/``held_edge`` what it
+    stores, which may run past ``size``; ``pending`` is the signed note the leaves past
+    ``size`` were proven against (None when nothing pulled or pushed is held past it).
+    """
 
     id: int
     org: str
@@ -48,9 +65,9 @@ class LogState:
     size: int
     root: bytes
     checkpoint: bytes | None
-    edge: CompactRange
     held: int
     held_edge: CompactRange
+    pending: bytes | None
 
     @property
     def log_id(self) -> str:
@@ -129,11 +146,15 @@ class Store:
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             yield self.conn
-        except BaseException:
-            self.conn.execute("ROLLBACK")
-            raise
-        else:
+            # Inside the try: a COMMIT that fails (a deferred constraint, a full disk) leaves
+            # the transaction open, holding the write lock, unless it is rolled back here.
             self.conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may have rolled back already (RAISE(ROLLBACK), some I/O errors); a
+            # second ROLLBACK would fail and hide the error that caused the first.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
 
     def _migrate(self) -> None:
         try:
@@ -161,7 +182,7 @@ class Store:
     # -- logs ----------------------------------------------------------------------
 
     def _row_to_log(self, row: sqlite3.Row | tuple) -> LogState:
-        (id_, org, collection, own, size, root, checkpoint, edge, held, held_edge) = row
+        (id_, org, collection, own, size, root, checkpoint, held, held_edge, pending) = row
         return LogState(
             id=id_,
             org=org,
@@ -170,12 +191,12 @@ class Store:
             size=size,
             root=root,
             checkpoint=checkpoint,
-            edge=CompactRange.from_bytes(size, edge),
             held=held,
             held_edge=CompactRange.from_bytes(held, held_edge),
+            pending=pending,
         )
 
-    _LOG_COLUMNS = "id, org, collection, own, size, root, checkpoint, edge, held, held_edge"
+    _LOG_COLUMNS = "id, org, collection, own, size, root, checkpoint, held, held_edge, pending"
 
     def log(self, log_id: str) -> LogState | None:
         org, collection = parse_log_id(log_id)
@@ -201,8 +222,8 @@ class Store:
         if log is not None:
             return log
         self.conn.execute(
-            "INSERT INTO logs (org, collection, own, size, root, checkpoint, edge, held,"
-            " held_edge) VALUES (?, ?, ?, 0, ?, NULL, x'', 0, x'')",
+            "INSERT INTO logs (org, collection, own, size, root, checkpoint, held, held_edge)"
+            " VALUES (?, ?, ?, 0, ?, NULL, 0, x'')",
             (org, collection, int(own), EMPTY_ROOT),
         )
         created = self.log(make_log_id(org, collection))
@@ -235,9 +256,15 @@ class Store:
         return [row[0] for row in rows]
 
     def root_at(self, log: LogState, size: int) -> bytes:
-        """The root of the first ``size`` leaves this node holds of a log."""
+        """The root of the first ``size`` leaves this node holds of a log: the root of a
+        checkpoint it accepted for that size (one row), else computed from the leaves."""
         if size == log.size:
             return log.root
+        row = self.conn.execute(
+            "SELECT root FROM checkpoints WHERE log = ? AND size = ?", (log.id, size)
+        ).fetchone()
+        if row is not None:
+            return row[0]
         return root_hash(self.leaf_hashes(log, size))
 
     def batch_data(self, log: LogState, index: int) -> bytes:
@@ -259,11 +286,19 @@ class Store:
             yield data
 
     def append_batches(
-        self, log: LogState, batches: Sequence[Batch], leaves: Sequence[bytes], edge: CompactRange
+        self,
+        log: LogState,
+        batches: Sequence[Batch],
+        leaves: Sequence[bytes],
+        edge: CompactRange,
+        *,
+        pending: bytes | None = None,
     ) -> LogState:
         """Store verified batches at ``log.held`` and merge their entries.
 
         Call inside a transaction. ``edge`` is the compact range after the last of them.
+        ``pending`` is the signed note they were proven against (a pulled or pushed page;
+        None for an own publish, which signs afterwards): it becomes ``LogState.pending``.
         The served checkpoint does not move; ``accept_checkpoint`` moves it.
         """
         if not batches:
@@ -300,8 +335,8 @@ class Store:
             self.conn, log.id, (entry for batch in batches for entry in batch.entries)
         )
         self.conn.execute(
-            "UPDATE logs SET held = ?, held_edge = ? WHERE id = ?",
-            (edge.size, edge.to_bytes(), log.id),
+            "UPDATE logs SET held = ?, held_edge = ?, pending = coalesce(?, pending) WHERE id = ?",
+            (edge.size, edge.to_bytes(), pending, log.id),
         )
         return self._reload(log)
 
@@ -310,6 +345,7 @@ class Store:
 
         Its size must be exactly what is held, and its root must be the held tree's root;
         a second, different root for a size already recorded is refused (PROTOCOL §5).
+        Every leaf is then served, so no note is pending any more.
         """
         if checkpoint.origin != log.log_id:
             raise StoreError(f"{log.log_id}: refusing a checkpoint of {checkpoint.origin}")
@@ -321,8 +357,8 @@ class Store:
             raise StoreError(f"{log.log_id}: checkpoint root differs from the stored tree")
         self._record_checkpoint(log, checkpoint, note)
         self.conn.execute(
-            "UPDATE logs SET size = ?, root = ?, checkpoint = ?, edge = ? WHERE id = ?",
-            (checkpoint.size, checkpoint.root, note, log.held_edge.to_bytes(), log.id),
+            "UPDATE logs SET size = ?, root = ?, checkpoint = ?, pending = NULL WHERE id = ?",
+            (checkpoint.size, checkpoint.root, note, log.id),
         )
         return self._reload(log)
 
@@ -339,12 +375,6 @@ class Store:
                 "INSERT INTO checkpoints (log, size, root, note) VALUES (?, ?, ?, ?)",
                 (log.id, checkpoint.size, checkpoint.root, note),
             )
-
-    def checkpoint_at(self, log: LogState, size: int) -> bytes | None:
-        row = self.conn.execute(
-            "SELECT note FROM checkpoints WHERE log = ? AND size = ?", (log.id, size)
-        ).fetchone()
-        return None if row is None else row[0]
 
     def _reload(self, log: LogState) -> LogState:
         fresh = self.log(log.log_id)
@@ -525,11 +555,6 @@ class Store:
             orgs.append(TrustedOrg(org=own[0].name, verifiers=tuple(s.verifier() for s in own)))
         return TrustStore(orgs)
 
-    def grants(self) -> list[tuple[str, str]]:
-        return self.conn.execute(
-            "SELECT reader, log_id FROM grants ORDER BY log_id, reader"
-        ).fetchall()
-
     # -- pull status and evidence ----------------------------------------------------
 
     def note_pull(self, org: str, *, now: str, error: str | None) -> None:
@@ -588,6 +613,37 @@ class Store:
             " FROM evidence ORDER BY id"
         ).fetchall()
         return [Evidence(*row) for row in rows]
+
+
+async def run_write(func: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+    """Run a store write in a worker thread, off the event loop, and wait for it to end,
+    even when the caller is cancelled meanwhile (``finish``)."""
+    return await finish(asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs)))
+
+
+async def finish(future: asyncio.Future[T]) -> T:
+    """The result of ``future``, work running in a worker thread on a store.
+
+    A thread cannot be stopped: when the caller is cancelled (a timeout, SIGTERM, a peer
+    removed), the wait goes on until the work ends, however many cancellations arrive, and
+    the cancellation is raised then. So the caller cannot close the store, or hand its
+    connection to another thread, while the worker is still in a transaction.
+    """
+    interrupted = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            interrupted = True
+        except Exception:  # the work failed: result() below raises its error
+            break
+    if interrupted:
+        if not future.cancelled() and (error := future.exception()) is not None:
+            logger.warning("a store write ended in an error after its caller was cancelled: %s", error)
+        raise asyncio.CancelledError
+    return future.result()
 
 
 def _parse_peer_vkey(org: str, text: str) -> Verifier:

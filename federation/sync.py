@@ -8,11 +8,16 @@ pull in lockstep); a round that fails (the peer is unreachable, does not answer 
 consecutive failure up to ``backoff_max_s``, with the same jitter. Every outcome is recorded
 for ``hashfed status``. Peers added or removed with the CLI are picked up within
 ``reconcile_s``.
+
+Rounds share one lock per log: a log served by two peers (its origin and a relay) is pulled
+from one at a time, so the second finds it up to date instead of failing on pages the first
+has just stored.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import random
@@ -26,6 +31,7 @@ from .config import PullConfig
 from .node import Node
 from .puller import LogResult
 from .rounds import pull_peer, timestamp
+from .store import run_write
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,10 @@ class SyncScheduler:
         self.on_round = on_round
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
+        # One lock per log id for every round of this node (created on first use).
+        self._log_locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
+            asyncio.Lock
+        )
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="hashfed-sync")
@@ -116,14 +126,15 @@ class SyncScheduler:
                     self.session,
                     org,
                     clock=node.clock,
+                    log_lock=self._log_locks.__getitem__,
                 )
         except TimeoutError:
             # pull_peer records every other outcome; a round cut off here never got to.
             error = f"no answer within {node.config.pull.timeout_s:g} s"
             async with node.write_lock:
-                await asyncio.to_thread(
-                    node.writer.note_pull, org, now=timestamp(node.clock()), error=error
-                )
+                # Finished even if stop() cancels us meanwhile: node.writer is not to be
+                # shared with the next holder of write_lock, or closed, mid-transaction.
+                await run_write(node.writer.note_pull, org, now=timestamp(node.clock()), error=error)
             raise
 
     async def _loop(self, org: str) -> None:

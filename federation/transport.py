@@ -140,7 +140,7 @@ class HttpPeer:
         data = await self._request("GET", "/v1/logs")
         try:
             listing = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting
             raise ProtocolError(f"{self.source}: /v1/logs is not JSON") from exc
         if not isinstance(listing, list) or not all(isinstance(x, dict) for x in listing):
             raise ProtocolError(f"{self.source}: /v1/logs is not a list of objects")
@@ -209,7 +209,7 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
 def _json_object(data: bytes, what: str) -> dict:
     try:
         value = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: hostile nesting
         raise ProtocolError(f"{what} is not JSON") from exc
     if not isinstance(value, dict):
         raise ProtocolError(f"{what} is not a JSON object")
@@ -224,6 +224,6 @@ def _error_from(status: int, data: bytes, what: str) -> TransportError:
         if isinstance(parsed, dict):
             problem = parsed
             detail = str(parsed.get("detail", ""))[:300]
-    except ValueError:
+    except (ValueError, RecursionError):
         detail = data[:200].decode("utf-8", "replace")
     return TransportError(f"{what}: HTTP {status}: {detail}".rstrip(": "), status=status, problem=problem)

@@ -39,15 +39,33 @@ def assess(
     theirs: Checkpoint,
     their_note: bytes,
     root_at: Callable[[int], bytes],
+    pending: Checkpoint | None = None,
+    pending_note: bytes | None = None,
 ) -> Assessment:
     """Compare a verified checkpoint with the reader's view (``size``, ``root``, ``note``).
 
     ``root_at(n)`` gives the root of the reader's own first n leaves, for n < size.
+    ``pending`` (with its signed note) is the checkpoint that leaves held past ``size``
+    were proven against, when a pull towards it was cut short: a checkpoint of its size
+    with another root contradicts it as surely as one of the served size.
     Raises EquivocationError (carrying both notes) when the two cannot both be true.
     A reader never moves backwards: a smaller, consistent checkpoint is SOURCE_BEHIND.
     """
     if theirs.origin != log_id:
         raise VerificationError(f"checkpoint is for {theirs.origin}, not {log_id}")
+    if (pending is None) != (pending_note is None):
+        raise ValueError("pending and pending_note go together")
+    if pending is not None and pending.origin != log_id:
+        raise VerificationError(f"pending checkpoint is for {pending.origin}, not {log_id}")
+    if pending is not None and pending.size == theirs.size and pending.root != theirs.root:
+        assert pending_note is not None
+        raise EquivocationError(
+            f"{log_id}: two different roots signed for size {theirs.size} "
+            "(ours held in part, not yet served)",
+            log_id=log_id,
+            ours=pending_note,
+            theirs=their_note,
+        )
     if theirs.size == size:
         if theirs.root == root:
             return Assessment.UP_TO_DATE

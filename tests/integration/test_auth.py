@@ -139,6 +139,9 @@ async def test_signed_push_is_accepted(world: World) -> None:
 
 @pytest.mark.parametrize("offset", [-WINDOW_S, 0, WINDOW_S], ids=["window-start", "now", "window-end"])
 async def test_created_inside_the_window_is_accepted(world: World, offset: int) -> None:
+    # A window after the node's start: nothing inside the window predates the start (a
+    # request dated before it is refused as a possible replay, test_hardening.py).
+    world.clock.now += WINDOW_S
     created = int(world.clock.now) + offset
     reply = await send(
         world.session, world.url, "GET", CHECKPOINT,
@@ -222,6 +225,13 @@ async def _replay_after_time_passed(w: World) -> Reply:
     first = await send(w.session, w.url, "GET", CHECKPOINT, headers=headers)
     assert first.status == 200, first
     w.clock.now += WINDOW_S + 0.5  # int(now) - created is still the window: inside
+    return await send(w.session, w.url, "GET", CHECKPOINT, headers=headers)
+
+
+async def _signed_before_the_node_started(w: World) -> Reply:
+    # Its nonce may have been used with a previous run of the node (nonces are in memory).
+    created = w.node.started_s - 1
+    headers = w.headers(w.b.signers[0], "GET", CHECKPOINT, created=created)
     return await send(w.session, w.url, "GET", CHECKPOINT, headers=headers)
 
 
@@ -331,6 +341,7 @@ REFUSED: dict[str, tuple[Case, int, str, int]] = {
     "created-too-far-ahead": (_created_too_far_ahead, 401, "bad-signature", 0),
     "exact-replay": (_exact_replay, 401, "replayed", 1),
     "replay-late-in-window": (_replay_after_time_passed, 401, "replayed", 1),
+    "signed-before-the-node-started": (_signed_before_the_node_started, 401, "replayed", 0),
     "replayed-to-another-node": (_replayed_to_another_node, 401, "wrong-authority", 0),
     "signed-for-another-node": (_signed_for_another_node_host_rewritten, 401, "bad-signature", 0),
     # The head is authenticated before the body is read (so no stranger can make the node

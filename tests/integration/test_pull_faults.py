@@ -12,7 +12,10 @@ relay can do, and only the tree catches it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
+import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -22,7 +25,7 @@ import pytest
 
 from federation.cli import main as cli_main
 from federation.home import Home
-from federation.puller import LogResult, Puller
+from federation.puller import MAX_LISTING, LogResult, Puller
 from federation.service import NodeService
 from federation.store import Store
 from federation.transport import HttpPeer
@@ -36,12 +39,12 @@ from keys import (
 from protocol.checkpoint import Checkpoint, sign_checkpoint
 from protocol.entries import Entry
 from protocol.merkle import consistency_proof, leaf_hash, root_hash
-from tests.helpers import md5, merged_list, pdq, snapshot, stage_and_publish
+from tests.helpers import md5, merged_list, pdq, snapshot, stage_and_publish, wait_until
 
 ACME = "acme.example"
 LOG = f"{ACME}/default"
 TABLES = ("logs", "batches", "checkpoints", "contributions", "evidence")
-NOW = 1_795_660_781.0  # 2026-11-26T02:19:41Z
+NOW = 1_795_659_581.0  # 2026-11-26T02:19:41Z
 
 # What acme publishes, one batch per publish: adds with labels, a retraction, an opinion.
 PUBLISHES = [
@@ -157,6 +160,24 @@ class EmptyPageSource(LogSource):
         return []
 
 
+class ListingSource(LogSource):
+    """Lists its log ``repeat`` times, then ``padding`` logs of orgs nobody trusts."""
+
+    def __init__(
+        self, lines: Sequence[bytes], note: bytes, *, repeat: int = 1, padding: int = 0
+    ) -> None:
+        super().__init__(lines, note)
+        self.repeat = repeat
+        self.padding = padding
+
+    async def list_logs(self) -> list[dict]:
+        others = [
+            {"org": f"o{n}.example", "collection": "default", "size": 1, "checkpoint": ""}
+            for n in range(self.padding)
+        ]
+        return (await super().list_logs()) * self.repeat + others
+
+
 class BadProofSource(LogSource):
     """Honest bytes, but a consistency proof that leads elsewhere."""
 
@@ -202,13 +223,19 @@ class World:
         lines[index] = lines[index].replace(old, new)
         return lines
 
-    def puller(self, store: Store, page_batches: int = 2) -> Puller:
+    def puller(
+        self,
+        store: Store,
+        page_batches: int = 2,
+        log_lock: Callable[[str], asyncio.Lock] | None = None,
+    ) -> Puller:
         return Puller(
             store,
             lambda: store.trust_store(self.reader.signers),
             own_org=self.reader.org,
             clock=lambda: NOW,
             page_batches=page_batches,
+            log_lock=log_lock,
         )
 
     async def pull(self, source: LogSource, *, page_batches: int = 2) -> LogResult:
@@ -227,17 +254,17 @@ class World:
 def world(make_home: Callable[[str], Home]) -> World:
     acme = make_home(ACME)
     reader = make_home("reader.example")
+    notes: dict[int, bytes] = {}
     for entries in PUBLISHES:
         stage_and_publish(acme, entries)
+        size, _, note = served(acme)
+        assert note is not None
+        notes[size] = note
+    assert sorted(notes) == list(range(1, len(PUBLISHES) + 1))
     with acme.open_store() as store:
         log = store.log(LOG)
         assert log is not None and log.size == len(PUBLISHES)
         lines = list(store.iter_batches(log, 0, log.size))
-        notes: dict[int, bytes] = {}
-        for n in range(1, log.size + 1):
-            note = store.checkpoint_at(log, n)
-            assert note is not None
-            notes[n] = note
     with reader.open_store() as store:
         store.add_peer(
             ACME,
@@ -408,28 +435,36 @@ async def test_a_bad_batch_on_the_first_pull_stores_no_log(world: World) -> None
 
 # -- equivocation: evidence kept, both notes, shown by status ------------------------------------
 
-# (id, forged source, message fragment). The reader holds acme's log at size 4.
-EQUIVOCATIONS: list[tuple[str, Callable[[World], LogSource], str]] = [
+A4 = md5(0xA4).encode()
+
+# (id, forged source, message fragment, size of the forged checkpoint). The reader holds
+# acme's log at size 4.
+EQUIVOCATIONS: list[tuple[str, Callable[[World], LogSource], str, int]] = [
     (
         "same size, another root",
-        lambda w: w.forged(w.with_batch(3, md5(0xA4).encode(), md5(0xA6).encode())),
+        lambda w: w.forged(w.with_batch(3, A4, md5(0xA6).encode())),
         "two different roots signed for size 4",
+        4,
     ),
     (
         "a shorter log that contradicts ours",
         lambda w: w.forged(w.with_batch(2, A3, md5(0xA5).encode())[:3]),
         "a checkpoint at size 3 contradicts our log at size 4",
+        3,
     ),
 ]
 
 
 @pytest.mark.parametrize(
-    ("make_source", "message"), [c[1:] for c in EQUIVOCATIONS], ids=[c[0] for c in EQUIVOCATIONS]
+    ("make_source", "message", "size"),
+    [c[1:] for c in EQUIVOCATIONS],
+    ids=[c[0] for c in EQUIVOCATIONS],
 )
 async def test_equivocation_keeps_both_notes_as_evidence(
     world: World,
     make_source: Callable[[World], LogSource],
     message: str,
+    size: int,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     await holding(world, 4)
@@ -453,6 +488,8 @@ async def test_equivocation_keeps_both_notes_as_evidence(
     )
     assert evidence.ours == world.notes[4]  # the note we hold
     assert evidence.theirs == source.note  # the note that contradicts it, verbatim
+    assert evidence.size == size  # the contradicting checkpoint's
+    assert evidence.detected_at == "2026-11-26T02:19:41Z"  # the puller's clock, UTC seconds
     assert message in evidence.detail
     # Nothing else moved: we keep serving our own view, and merge nothing of theirs.
     after = snapshot(world.reader, TABLES)
@@ -597,17 +634,241 @@ async def test_held_leaves_that_complete_a_smaller_checkpoint_are_served(world: 
     assert served(world.reader) == (3, 3, world.notes[3])
 
 
-async def test_held_leaves_contradicted_by_a_checkpoint_are_evidence(world: World) -> None:
-    await holding(world, 1)
+# -- a branch held but not served yet: its checkpoint is kept, and defended -----------------------
+
+
+async def cut_short(world: World, served_size: int) -> World:
+    """The reader serves acme's log at ``served_size`` (0: nothing); a pull towards 4 then
+    dropped after two pages of one batch: batches held past what is served, proven
+    against acme's checkpoint at 4, which is not served."""
+    if served_size:
+        await holding(world, served_size)
     await world.pull(world.honest(4, DroppingSource, drop_on=3), page_batches=1)
-    before = snapshot(world.reader, TABLES)
-    forged = world.forged(world.with_batch(2, A3, md5(0xA5).encode())[:3])
+    assert served(world.reader) == (
+        served_size,
+        served_size + 2,
+        world.notes.get(served_size),
+    )
+    return world
 
-    result = await world.pull(forged)
 
-    assert type(result.error) is EquivocationError
-    assert "checkpoint 3 contradicts the leaves held" in result.detail
+def pending(home: Home) -> bytes | None:
+    with home.open_store() as store:
+        log = store.log(LOG)
+        assert log is not None
+        return log.pending
+
+
+@pytest.mark.parametrize("served_size", [0, 1], ids=["nothing served yet", "an older one served"])
+async def test_a_pull_cut_short_keeps_the_checkpoint_its_pages_were_proven_against(
+    world: World, served_size: int
+) -> None:
+    await cut_short(world, served_size)
+    assert pending(world.reader) == world.notes[4]
+
+    result = await world.pull(world.honest(4))
+
+    assert (result.status, result.new_size) == ("updated", 4)
+    assert served(world.reader) == (4, 4, world.notes[4])
+    assert pending(world.reader) is None  # every leaf served: nothing pending
+    assert merged_list(world.reader) == merged_list(world.acme)
+
+
+# (id, size served before the cut, forged source, message fragment, forged size). The reader
+# holds batches up to served + 2, proven against acme's checkpoint at 4, and serves `served`.
+PENDING_FORKS: list[tuple[str, int, Callable[[World], LogSource], str, int]] = [
+    (
+        "the pending size, another root (nothing served yet)",
+        0,
+        lambda w: w.forged(w.with_batch(3, A4, md5(0xA6).encode())),
+        "two different roots signed for size 4 (ours held in part, not yet served)",
+        4,
+    ),
+    (
+        "the pending size, another root",
+        1,
+        lambda w: w.forged(w.with_batch(3, A4, md5(0xA6).encode())),
+        "two different roots signed for size 4 (ours held in part, not yet served)",
+        4,
+    ),
+    (
+        "a smaller checkpoint that contradicts the leaves held",
+        1,
+        lambda w: w.forged(w.with_batch(2, A3, md5(0xA5).encode())[:3]),
+        "checkpoint 3 contradicts the leaves held",
+        3,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("served_size", "make_source", "message", "size"),
+    [c[1:] for c in PENDING_FORKS],
+    ids=[c[0] for c in PENDING_FORKS],
+)
+async def test_a_fork_of_the_branch_held_is_evidence_against_its_checkpoint(
+    world: World,
+    served_size: int,
+    make_source: Callable[[World], LogSource],
+    message: str,
+    size: int,
+) -> None:
+    """The pair is acme's checkpoint at 4, which the held leaves were proven against, and
+    the one that contradicts them: a pair that proves itself, though none of those leaves
+    is served yet (the served checkpoint alone would not contradict it)."""
+    await cut_short(world, served_size)
+    before, list_before = snapshot(world.reader, TABLES), merged_list(world.reader)
+    source = make_source(world)
+
+    (result,) = await world.pull_source(source)  # gossip, then the pull: one pair kept
+    again = await world.pull(source)
+
+    for r in (result, again):
+        assert (r.status, r.old_size, r.new_size) == ("failed", served_size, served_size)
+        assert type(r.error) is EquivocationError
+        assert message in r.detail
+    with world.reader.open_store() as store:
+        (evidence,) = store.evidence()
+    assert (evidence.log_id, evidence.kind, evidence.size, evidence.source) == (
+        LOG,
+        "equivocation",
+        size,
+        "fake://source",
+    )
+    assert (evidence.ours, evidence.theirs) == (world.notes[4], source.note)
+    assert message in evidence.detail
     after = snapshot(world.reader, TABLES)
-    assert len(after.pop("evidence")) == 1
-    before.pop("evidence")
-    assert after == before
+    after.pop("evidence"), before.pop("evidence")
+    assert after == before  # nothing of the fork stored, nothing served moved
+    assert merged_list(world.reader) == list_before
+    assert source.batch_requests() == []
+
+    # acme's own log still completes the branch.
+    assert (await world.pull(world.honest(4))).status == "updated"
+    assert served(world.reader) == (4, 4, world.notes[4])
+    assert merged_list(world.reader) == merged_list(world.acme)
+
+
+# -- listings: each log once, and not without end ---------------------------------------------
+
+
+async def test_a_log_listed_again_is_checked_and_pulled_once(world: World) -> None:
+    source = world.honest(4, ListingSource, repeat=3)
+
+    results = await world.pull_source(source)
+
+    assert [(r.log_id, r.status, r.new_size) for r in results] == [(LOG, "updated", 4)]
+    assert [kind for kind, *_ in source.requests if kind == "checkpoint"] == ["checkpoint"]
+    assert served(world.reader) == (4, 4, world.notes[4])
+
+
+async def test_a_listing_at_the_cap_is_read(world: World) -> None:
+    source = world.honest(4, ListingSource, padding=MAX_LISTING - 1)
+
+    results = await world.pull_source(source)
+
+    assert collections.Counter(r.status for r in results) == {"updated": 1, "skipped": MAX_LISTING - 1}
+    assert served(world.reader) == (4, 4, world.notes[4])
+
+
+async def test_a_listing_past_the_cap_is_refused_whole(world: World) -> None:
+    await holding(world, 2)
+    before = snapshot(world.reader, TABLES)
+    source = world.honest(4, ListingSource, padding=MAX_LISTING)
+
+    with pytest.raises(ProtocolError) as caught:
+        await world.pull_source(source)
+
+    assert type(caught.value) is ProtocolError
+    assert str(caught.value) == (
+        f"fake://source: the listing names {MAX_LISTING + 1} logs, more than {MAX_LISTING}"
+    )
+    assert source.requests == []  # not one checkpoint fetched
+    assert snapshot(world.reader, TABLES) == before
+
+
+# -- one log, two pulls at once ---------------------------------------------------------------
+
+
+async def test_one_log_from_two_sources_at_once_is_pulled_from_one(world: World) -> None:
+    """The serve scheduler pulls every peer at once; alpha's log comes from alpha and from
+    a relay. With the node's lock per log, the second pull waits, then finds the log up
+    to date; without it, it fetched the same pages and failed ("page starts at 0, store
+    holds 4"), which showed in the status and fed the relay's backoff."""
+    locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+    origin, relay = world.honest(4), world.honest(4)
+    relay.source = "fake://relay"
+    with Store(world.reader.db_path) as one, Store(world.reader.db_path) as two:
+        results = await asyncio.gather(
+            world.puller(one, 4, locks.__getitem__).pull_log(origin, LOG),
+            world.puller(two, 4, locks.__getitem__).pull_log(relay, LOG),
+        )
+
+    assert [(r.status, r.old_size, r.new_size, r.detail) for r in results] == [
+        ("updated", 0, 4, ""),
+        ("up to date", 4, 4, ""),
+    ]
+    assert relay.requests == [("checkpoint", 0, 0)]
+    assert served(world.reader) == (4, 4, world.notes[4])
+    assert merged_list(world.reader) == merged_list(world.acme)
+
+
+async def test_a_pull_overtaken_by_another_process_ends_without_failure(world: World) -> None:
+    """Two processes (``hashfed pull`` beside ``serve``) share no lock: both fetch the same
+    page, and the one that commits second finds the log already held past it."""
+    origin, relay = world.honest(4), world.honest(4)
+    with Store(world.reader.db_path) as one, Store(world.reader.db_path) as two:
+        results = await asyncio.gather(
+            world.puller(one, 4).pull_log(origin, LOG),
+            world.puller(two, 4).pull_log(relay, LOG),
+        )
+
+    assert origin.batch_requests() == relay.batch_requests() == [(0, 4)]
+    assert sorted((r.status, r.old_size, r.new_size, r.error) for r in results) == [
+        ("up to date", 0, 4, None),
+        ("updated", 0, 4, None),
+    ]
+    (overtaken,) = [r for r in results if r.status == "up to date"]
+    assert overtaken.detail == "another pull of acme.example/default got further (it holds 4 batches)"
+    assert served(world.reader) == (4, 4, world.notes[4])
+    assert merged_list(world.reader) == merged_list(world.acme)
+    with world.reader.open_store() as store:
+        assert store.evidence() == []
+
+
+# -- cancelled mid-commit -----------------------------------------------------------------------
+
+
+async def test_a_pull_cancelled_mid_commit_finishes_the_page_before_the_store_closes(
+    world: World,
+) -> None:
+    """A timeout or SIGTERM lands while a verified page is being written, and the write is
+    slow (another process holds the write lock). The cancellation waits for the page's
+    transaction, so the caller closes the store after it, never under it."""
+    holder = sqlite3.connect(world.reader.db_path, isolation_level=None, check_same_thread=False)
+    began = threading.Event()
+    source = world.honest(4)
+    try:
+        with Store(world.reader.db_path) as store:
+            store.conn.set_trace_callback(lambda sql: sql == "BEGIN IMMEDIATE" and began.set())
+            holder.execute("BEGIN IMMEDIATE")
+            pull = asyncio.create_task(world.pull_with(store, source, 4))
+            await wait_until(began.is_set, what="the page's commit to start")
+            for _ in range(2):  # a timeout, then SIGTERM: neither abandons the commit
+                pull.cancel()
+                for _ in range(10):
+                    await asyncio.sleep(0)
+                assert not pull.done()
+            holder.execute("ROLLBACK")  # the other process is done
+            with pytest.raises(asyncio.CancelledError):
+                await pull
+            store.conn.set_trace_callback(None)
+        # The page was committed whole before the store closed: a consistent store.
+        assert served(world.reader) == (4, 4, world.notes[4])
+        assert pending(world.reader) is None
+        assert merged_list(world.reader) == merged_list(world.acme)
+        assert holder.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+        holder.execute("BEGIN IMMEDIATE")  # and nobody kept the write lock
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()

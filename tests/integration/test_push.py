@@ -26,7 +26,7 @@ from federation.transport import HttpPeer
 from keys import Signer
 from protocol.checkpoint import Checkpoint, sign_checkpoint
 from protocol.entries import Entry
-from protocol.merkle import consistency_proof, root_hash
+from protocol.merkle import consistency_proof, leaf_hash, root_hash
 from protocol.note import sign_note
 from tests.helpers import (
     assert_problem,
@@ -64,6 +64,13 @@ def _held(home: Home, log_id: str = LOG) -> tuple[int, int]:
     with home.open_store() as store:
         log = store.log(log_id)
         return (0, 0) if log is None else (log.size, log.held)
+
+
+def _pending(home: Home, log_id: str = LOG) -> bytes | None:
+    with home.open_store() as store:
+        log = store.log(log_id)
+        assert log is not None
+        return log.pending
 
 
 def _trace(events: list[tuple[str, int]]) -> aiohttp.TraceConfig:
@@ -184,10 +191,12 @@ async def test_pages_are_held_but_not_served_until_the_last(make_home, start_nod
             proof = consistency_proof(end, 5, leaves)
             assert await peer.push(LOG, lines[start:end], note, proof) == end
             assert _held(host) == (0, end)
+            assert _pending(host) == note  # what the held pages were proven against
             reply = await signed(session, service.url, ngo.signers[0], "GET", f"/v1/logs/{LOG}/checkpoint")
             assert_problem(reply, 404, "unknown-log")
             assert (await peer.list_logs()) == []
         assert await peer.push(LOG, lines[4:], note, []) == 5
+        assert _pending(host) is None
         assert await peer.checkpoint(LOG) == note
         assert [x["size"] for x in await peer.list_logs()] == [5]
     assert merged_list(host) == merged_list(ngo)
@@ -342,8 +351,8 @@ REFUSED: dict[str, tuple[Page, int, str]] = {
         Page(note=lambda b: base64.b64encode(_flip_signature(b.note)).decode()),
         422, "bad-checkpoint",
     ),
-    "wrong-root": (
-        Page(note=lambda b: base64.b64encode(b.checkpoint(4, root=bytes(32))).decode()),
+    "wrong-root": (  # (at the pending size, 4, a wrong root is equivocation: below)
+        Page(lines=lambda b: b.lines[2:3], note=lambda b: base64.b64encode(b.checkpoint(3, root=bytes(32))).decode()),
         422, "verification-failed",
     ),
     "consistency-proof-fails": (
@@ -423,6 +432,59 @@ async def test_refused(bench: Bench, page: Page, status: int, slug: str) -> None
     assert snapshot(bench.host) == before
     # ... and the page that was due is still welcome.
     assert (await Page().send(bench)).status == 201
+
+
+def _forked_at_3(b: Bench) -> tuple[list[bytes], list[bytes]]:
+    """The NGO's log with batch 3 changed: the same first three leaves, another fourth."""
+    lines = [*b.lines[:3], b.lines[3].replace(md5(3).encode(), md5(99).encode())]
+    return lines, [*b.leaves[:3], *[leaf_hash(line) for line in lines[3:]]]
+
+
+def _fork_note(b: Bench) -> bytes:
+    return b.checkpoint(4, root=root_hash(_forked_at_3(b)[1]))
+
+
+# (id, the page, the NGO-signed note at size 4 it carries). The host holds pages 0..1 proven
+# against the NGO's checkpoint at 4 (pending); these carry another root for size 4.
+SECOND_ROOTS: dict[str, tuple[Page, Callable[[Bench], bytes]]] = {
+    "a root the page does not give": (
+        Page(note=lambda b: base64.b64encode(b.checkpoint(4, root=bytes(32))).decode()),
+        lambda b: b.checkpoint(4, root=bytes(32)),
+    ),
+    "a fork after the held pages, proven": (
+        Page(
+            lines=lambda b: b.lines[2:3],
+            note=lambda b: base64.b64encode(_fork_note(b)).decode(),
+            proof=lambda b: _b64(*consistency_proof(3, 4, _forked_at_3(b)[1])),
+        ),
+        _fork_note,
+    ),
+}
+
+
+@pytest.mark.parametrize(("page", "theirs"), list(SECOND_ROOTS.values()), ids=list(SECOND_ROOTS))
+async def test_a_second_root_for_the_pending_size_is_refused_and_kept_as_evidence(
+    bench: Bench, page: Page, theirs: Callable[[Bench], bytes]
+) -> None:
+    """The org signed two roots for size 4: the pair is evidence, whatever the page."""
+    with bench.host.open_store() as store:
+        assert store.log(LOG).pending == bench.note
+    before = snapshot(bench.host)
+
+    problem = assert_problem(await page.send(bench), 422, "equivocation")
+
+    assert "two different roots signed for size 4" in problem["detail"]
+    with bench.host.open_store() as store:
+        (evidence,) = store.evidence()
+    assert (evidence.log_id, evidence.kind, evidence.size, evidence.source) == (
+        LOG, "equivocation", 4, f"push by {NGO}"
+    )
+    assert (evidence.ours, evidence.theirs) == (bench.note, theirs(bench))
+    after = snapshot(bench.host)
+    assert len(after.pop("evidence")) == 1
+    before.pop("evidence")
+    assert after == before
+    assert (await Page().send(bench)).status == 201  # the honest page is still welcome
 
 
 async def test_size_in_409_is_what_is_held_not_what_is_served(bench: Bench) -> None:

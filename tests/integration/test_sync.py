@@ -29,7 +29,9 @@ from tests.helpers import (
     connect,
     md5,
     merged_list,
+    pull_from,
     stage_and_publish,
+    trust,
     wait_until,
 )
 
@@ -281,3 +283,56 @@ async def test_peers_added_and_removed_are_picked_up(
         finally:
             await scheduler.stop()
     assert pull_tasks() == set()
+
+
+async def test_a_log_served_by_its_origin_and_a_relay_never_fails_a_round(
+    make_home: MakeHome, start_node: StartNode
+) -> None:
+    """gamma pulls alpha's log from alpha and from beta, which relays it, both on a fast
+    schedule: the rounds race for the same new batches. The node's lock per log makes the
+    later one find the log up to date; no round fails, so neither peer backs off."""
+    a, b = make_home(A), make_home(B)
+    c = configure(make_home("gamma.example"), pull=FAST)
+    log_a = f"{A}/default"
+    stage_and_publish(a, [Entry.add("md5", md5(1))])
+    service_a, service_b = await start_node(a), await start_node(b)
+    connect(b, a, url=service_a.url)
+    connect(c, a, url=service_a.url)
+    trust(c, b, url=service_b.url)
+    trust(b, c)
+    with b.open_store() as store:
+        store.grant(c.org, log_a)
+    await pull_from(b, service_a.url)
+    service_c = await start_node(c)
+    rounds: list[tuple[str, list[LogResult] | None, Exception | None]] = []
+
+    def delivered(org: str, size: int) -> bool:
+        return any(
+            o == org and any(r.log_id == log_a and r.new_size >= size for r in results or ())
+            for o, results, _ in rounds
+        )
+
+    async with aiohttp.ClientSession() as session:
+        scheduler = SyncScheduler(
+            service_c.node,
+            session,
+            reconcile_s=0.05,
+            rng=random.Random(0),
+            on_round=lambda org, results, exc: rounds.append((org, results, exc)),
+        )
+        scheduler.start()
+        try:
+            for n in (2, 3, 4):
+                stage_and_publish(a, [Entry.add("md5", md5(n))])
+                await pull_from(b, service_a.url)  # the relay has it too: both race for it
+                await wait_until(
+                    lambda n=n: delivered(A, n) and delivered(B, n) and merged_list(c) == merged_list(a),
+                    what=f"batch {n} from both peers",
+                )
+        finally:
+            await scheduler.stop()
+    assert {org for org, _, _ in rounds} == {A, B}
+    assert [(org, exc) for org, _, exc in rounds if exc is not None] == []
+    assert [r for _, results, _ in rounds for r in results or () if r.status == "failed"] == []
+    status = peer_status(c)
+    assert [(status[o].failures, status[o].last_error) for o in (A, B)] == [(0, None), (0, None)]

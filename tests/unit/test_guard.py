@@ -11,11 +11,17 @@ from __future__ import annotations
 import math
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from federation.config import LimitsConfig
-from federation.guard import NonceCache, NonceCapacityError, RateLimiter, ReplayError
+from federation.guard import (
+    NonceCache,
+    NonceCapacityError,
+    RateLimiter,
+    ReplayError,
+    address_key,
+)
 
 WINDOW = 300
 T0 = 1_800_000_000
@@ -127,6 +133,102 @@ def test_never_forgets_a_nonce_a_verifier_would_still_accept(steps, fraction) ->
                 with pytest.raises(ReplayError):
                     cache.check_and_record(KEY, nonce, was_created, now)
     assert len(cache) <= len(seen)
+
+
+# -- nonces across a restart ---------------------------------------------------------------
+
+START = T0 + 1000  # the node's start, whole seconds: ``not_before``
+
+# A restarted node has forgotten its previous run's nonces: anything dated before its start
+# may have been served already. (case: created, now)
+BEFORE_START = {
+    "dated-one-second-before-start": (START - 1, START),
+    "dated-window-before-start": (START - WINDOW, START),
+    "dated-before-start-late-in-window": (START - 1, START + WINDOW - 1 + 0.999),
+}
+
+
+@pytest.mark.parametrize(("created", "now"), list(BEFORE_START.values()), ids=list(BEFORE_START))
+def test_request_dated_before_the_start_is_refused_as_a_replay(created: int, now: float) -> None:
+    cache = NonceCache(window_s=WINDOW, max_per_key=10, not_before=START)
+    cache.check_and_record(KEY, _nonce(1), START, START)
+    with pytest.raises(ReplayError, match="before this node started"):
+        cache.check_and_record(KEY, _nonce(2), created, now)
+    assert len(cache) == 1  # nothing recorded
+    # The refusal is not a nonce: the same nonce, signed anew, is served.
+    cache.check_and_record(KEY, _nonce(2), START, now)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.integers(min_value=-2 * WINDOW, max_value=2 * WINDOW),
+    st.floats(min_value=0, max_value=2 * WINDOW + 1, allow_nan=False),
+)
+def test_not_before_refuses_exactly_the_dates_before_the_start(created_offset: int, elapsed: float) -> None:
+    """At any moment after the start, of the requests the verifier lets through (inside
+    the window), those dated before the start are refused and all others are served."""
+    created, now = START + created_offset, START + elapsed
+    assume(_inside(created, now))
+    cache = NonceCache(window_s=WINDOW, max_per_key=10, not_before=START)
+    if created < START:
+        with pytest.raises(ReplayError):
+            cache.check_and_record(KEY, _nonce(1), created, now)
+        assert len(cache) == 0
+    else:
+        cache.check_and_record(KEY, _nonce(1), created, now)
+        with pytest.raises(ReplayError):
+            cache.check_and_record(KEY, _nonce(1), created, now)
+
+
+def test_without_not_before_old_dates_are_served() -> None:
+    cache = NonceCache(window_s=WINDOW, max_per_key=10)
+    cache.check_and_record(KEY, _nonce(1), START - WINDOW, START)
+    assert cache.not_before is None and len(cache) == 1
+
+
+# -- address keys ----------------------------------------------------------------------------
+
+ADDRESS_KEYS = {
+    "ipv4-as-is": ("192.0.2.7", "192.0.2.7"),
+    "ipv4-loopback": ("127.0.0.1", "127.0.0.1"),
+    "ipv6-by-its-64": ("2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64"),
+    "ipv6-same-64-same-key": ("2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
+    "ipv6-next-64-another-key": ("2001:db8:1:3::1", "2001:db8:1:3::/64"),
+    "ipv6-upper-case": ("2001:DB8:1:2::ABCD", "2001:db8:1:2::/64"),
+    "ipv6-uncompressed": ("2001:0db8:0001:0002:0000:0000:0000:0001", "2001:db8:1:2::/64"),
+    "ipv6-loopback": ("::1", "::/64"),
+    "ipv6-zone-dropped": ("fe80::1%eth0", "fe80::/64"),
+    # A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d; keyed by the /64 they
+    # would all share ::/64 (one bucket for the whole IPv4 internet).
+    "ipv4-mapped-is-ipv4": ("::ffff:192.0.2.7", "192.0.2.7"),
+    "ipv4-mapped-differ": ("::ffff:192.0.2.8", "192.0.2.8"),
+    "unparseable-as-is": ("not an address", "not an address"),
+    "unknown-as-is": ("?", "?"),
+    "empty-as-is": ("", ""),
+    "ipv4-leading-zero-as-is": ("192.0.2.07", "192.0.2.07"),
+    "ipv6-with-port-as-is": ("[2001:db8::1]:80", "[2001:db8::1]:80"),
+}
+
+
+@pytest.mark.parametrize(("address", "key"), list(ADDRESS_KEYS.values()), ids=list(ADDRESS_KEYS))
+def test_address_key(address: str, key: str) -> None:
+    assert address_key(address) == key
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1), st.integers(min_value=0, max_value=2**64 - 1))
+def test_every_address_of_a_64_has_one_key(prefix: int, host: int) -> None:
+    import ipaddress
+
+    address = ipaddress.IPv6Address(prefix << 64 | host)
+    if address.ipv4_mapped is None:
+        assert address_key(str(address)) == str(ipaddress.IPv6Network((prefix << 64, 64)))
+
+
+def test_rotating_through_a_64_does_not_escape_the_address_limit() -> None:
+    limiter = RateLimiter(rate_per_s=1.0, burst=2)
+    waits = [limiter.take(address_key(f"2001:db8:1:2::{n:x}"), T0) for n in range(1, 5)]
+    assert waits[:2] == [0.0, 0.0] and all(w > 0 for w in waits[2:])
+    assert limiter.take(address_key("2001:db8:1:3::1"), T0) == 0.0  # another /64
 
 
 # -- rate limits -----------------------------------------------------------------------------

@@ -188,6 +188,94 @@ def test_assess_equivocation_without_a_note_of_ours_keeps_theirs() -> None:
     assert (caught.value.ours, caught.value.theirs) == (b"", b"theirs")
 
 
+# A pull from a served 2 towards the checkpoint at 6 was cut short: leaves 2..3 are held,
+# proven against that checkpoint (the pending one), and not served yet.
+SERVED, PENDING = 2, 6
+
+ASSESS_WITH_PENDING = [
+    # (id, their checkpoint, expected: an Assessment, or the message of an EquivocationError)
+    ("the pending checkpoint again", checkpoint(PENDING), Assessment.AHEAD),
+    (
+        "the pending size, another root",
+        checkpoint(PENDING, FORKED),
+        "two different roots signed for size 6 (ours held in part, not yet served)",
+    ),
+    # Other sizes prove nothing by themselves: the puller checks them against the leaves.
+    ("bigger than pending, forked", checkpoint(7, FORKED), Assessment.AHEAD),
+    ("between served and pending, forked", checkpoint(4, FORKED), Assessment.AHEAD),
+    ("the served checkpoint", checkpoint(SERVED), Assessment.UP_TO_DATE),
+    ("behind the served one", checkpoint(1), Assessment.SOURCE_BEHIND),
+]
+
+
+@pytest.mark.parametrize(
+    ("theirs", "expected"), [c[1:] for c in ASSESS_WITH_PENDING], ids=[c[0] for c in ASSESS_WITH_PENDING]
+)
+def test_assess_with_a_pending_checkpoint(theirs: Checkpoint, expected: Assessment | str) -> None:
+    def call() -> Assessment:
+        return assess(
+            log_id=LOG,
+            size=SERVED,
+            root=root(SERVED),
+            note=note(SERVED),
+            theirs=theirs,
+            their_note=b"their note",
+            root_at=root_at_of(LEAVES),
+            pending=checkpoint(PENDING),
+            pending_note=note(PENDING),
+        )
+
+    if isinstance(expected, Assessment):
+        assert call() is expected
+        return
+    with pytest.raises(EquivocationError) as caught:
+        call()
+    assert expected in str(caught.value)
+    # The pair proves itself: two roots signed for one size.
+    assert (caught.value.log_id, caught.value.ours, caught.value.theirs) == (
+        LOG,
+        note(PENDING),
+        b"their note",
+    )
+
+
+PENDING_BAD = [
+    ("a pending checkpoint without its note", checkpoint(PENDING), None, ValueError, "go together"),
+    ("a note without its checkpoint", None, note(PENDING), ValueError, "go together"),
+    (
+        "a pending checkpoint of another log",
+        Checkpoint("other.example/csam", PENDING, root(PENDING)),
+        b"note",
+        VerificationError,
+        "pending checkpoint is for other.example/csam",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("pending", "pending_note", "error", "message"),
+    [c[1:] for c in PENDING_BAD],
+    ids=[c[0] for c in PENDING_BAD],
+)
+def test_assess_refuses_a_pending_view_that_does_not_fit(
+    pending: Checkpoint | None, pending_note: bytes | None, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error) as caught:
+        assess(
+            log_id=LOG,
+            size=SERVED,
+            root=root(SERVED),
+            note=note(SERVED),
+            theirs=checkpoint(PENDING),
+            their_note=note(PENDING),
+            root_at=no_root_at,
+            pending=pending,
+            pending_note=pending_note,
+        )
+    assert type(caught.value) is error
+    assert message in str(caught.value)
+
+
 @settings(max_examples=150, deadline=None)
 @given(ours=st.integers(1, SIZE), theirs=st.integers(0, SIZE), forked=st.booleans())
 def test_assess_is_decided_by_sizes_and_the_fork_point(

@@ -87,6 +87,10 @@ def test_fresh_store_gets_the_newest_schema(store: Store) -> None:
     assert store.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
     tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"logs", "batches", "checkpoints", "contributions", "staged", "peers", "grants"} <= tables
+    # No derivable state: the served tree's right edge is the held one at `size`.
+    assert [r[1] for r in store.conn.execute("PRAGMA table_info(logs)")] == [
+        "id", "org", "collection", "own", "size", "root", "checkpoint", "held", "held_edge", "pending"
+    ]
 
 
 def test_reopening_keeps_data_and_runs_no_migration_twice(path: Path) -> None:
@@ -154,7 +158,7 @@ def test_a_transaction_rolls_back_on_error(path: Path, store: Store) -> None:
     assert db_snapshot(path) == before
     with store.transaction():  # and the connection is usable again
         store.stage("default", [Entry.add("md5", md5(2))])
-    assert [e.value for _, e in store.iter_staged("default")] == [md5(2)]
+    assert [e.value for _, e in store.staged_page("default", 10)] == [md5(2)]
 
 
 def test_nested_transactions_are_refused(path: Path, store: Store) -> None:
@@ -164,6 +168,54 @@ def test_nested_transactions_are_refused(path: Path, store: Store) -> None:
         with store.transaction():
             pass
     assert db_snapshot(path) == before
+
+
+def _deferred_foreign_key(store: Store) -> None:
+    # Checked at COMMIT, which fails and leaves the transaction open (SQLite's rule).
+    store.conn.execute("PRAGMA defer_foreign_keys = ON")
+    store.conn.execute("INSERT INTO batches (log, idx, data) VALUES (999, 0, x'00')")
+
+
+def _trigger_rolls_back(store: Store) -> None:
+    # RAISE(ROLLBACK) ends the transaction inside SQLite before the error reaches us.
+    store.conn.execute(
+        "CREATE TEMP TRIGGER refuse BEFORE INSERT ON staged BEGIN SELECT RAISE(ROLLBACK, 'refused'); END"
+    )
+    store.stage("default", [Entry.add("md5", md5(1))])
+
+
+FAILING_TRANSACTIONS: list[tuple[str, Callable[[Store], None], type[Exception], str]] = [
+    ("COMMIT fails on a deferred foreign key", _deferred_foreign_key, sqlite3.IntegrityError, "FOREIGN KEY constraint failed"),
+    ("SQLite already rolled back", _trigger_rolls_back, sqlite3.IntegrityError, "refused"),
+]
+
+
+@pytest.mark.parametrize(
+    ("work", "error", "message"), [c[1:] for c in FAILING_TRANSACTIONS], ids=[c[0] for c in FAILING_TRANSACTIONS]
+)
+def test_a_failed_transaction_ends_and_raises_its_own_error(
+    path: Path, store: Store, work: Callable[[Store], None], error: type[Exception], message: str
+) -> None:
+    """The error raised is the one that failed the transaction (not a ROLLBACK's "no
+    transaction is active"), and the transaction is over: no write lock kept, and the
+    next transaction on the same connection is not "nested"."""
+    append(store, [batch(0)])
+    before = db_snapshot(path)
+    with pytest.raises(sqlite3.Error) as caught, store.transaction():
+        work(store)
+    assert type(caught.value) is error
+    assert message in str(caught.value)
+    assert not store.conn.in_transaction
+    assert db_snapshot(path) == before
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the write lock is free
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    store.conn.execute("DROP TRIGGER IF EXISTS temp.refuse")
+    log = append(store, [batch(1)])
+    assert log.held == 2
 
 
 def test_a_failed_page_stores_nothing(path: Path, store: Store) -> None:
@@ -193,6 +245,43 @@ def test_append_stores_bytes_verbatim_and_merges(store: Store) -> None:
     log = append(store, [batch(2)])
     assert log.held == 3
     assert append(store, []) == log  # an empty page changes nothing
+
+
+def test_root_at_an_accepted_size_reads_its_checkpoint_not_the_leaves(store: Store) -> None:
+    """Gossip asks for our root at a smaller size for every checkpoint it sees: the row of
+    ``checkpoints`` where we accepted that size, the leaf hashes only for other sizes."""
+    log = append(store, [batch(0)])
+    one = accept(store, *checkpoint(1, log.held_edge.root()))
+    log = append(store, [batch(1), batch(2)])
+    log = accept(store, *checkpoint(3, log.held_edge.root()))
+    statements: list[str] = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        assert store.root_at(log, 1) == one.root
+        assert not any("leaves" in s for s in statements), statements
+        assert store.root_at(log, 2) == root_hash([leaf_hash(batch(i).data) for i in range(2)])
+        assert any("FROM leaves" in s for s in statements), statements
+    finally:
+        store.conn.set_trace_callback(None)
+
+
+def test_pending_is_the_note_held_pages_were_proven_against(store: Store) -> None:
+    """Set by a pulled or pushed page, kept by an own publish's append (which signs
+    afterwards), cleared when a checkpoint is served for every leaf held."""
+    _, note = checkpoint(3, root_hash([leaf_hash(batch(i).data) for i in range(3)]))
+    with store.transaction():
+        log = store.ensure_log(ORG, "default")
+        assert log.pending is None
+        leaves, edge = extend(log.held_edge, [batch(0)])
+        log = store.append_batches(log, [batch(0)], leaves, edge, pending=note)
+    assert (log.held, log.size, log.pending) == (1, 0, note)
+    log = append(store, [batch(1)])
+    assert log.pending == note
+    with store.transaction():
+        leaves, edge = extend(log.held_edge, [batch(2)])
+        log = store.append_batches(log, [batch(2)], leaves, edge, pending=note)
+    log = accept(store, *checkpoint(3, log.held_edge.root()))
+    assert (log.held, log.size, log.pending) == (3, 3, None)
 
 
 def _wrong_start(log, edge):  # type: ignore[no-untyped-def]
@@ -272,8 +361,11 @@ def test_accept_checkpoint_moves_the_served_view(store: Store) -> None:
     log = append(store, [batch(0), batch(1)])
     cp, note = checkpoint(2, log.held_edge.root())
     log = accept(store, cp, note)
-    assert (log.size, log.root, log.checkpoint, log.held) == (2, cp.root, note, 2)
-    assert store.checkpoint_at(log, 2) == note
+    assert (log.size, log.root, log.checkpoint, log.held, log.pending) == (2, cp.root, note, 2, None)
+    # ... and it is recorded in the history of checkpoints, one per size.
+    assert store.conn.execute("SELECT log, size, root, note FROM checkpoints").fetchall() == [
+        (log.id, 2, cp.root, note)
+    ]
     assert [x.log_id for x in store.served_logs()] == [LOG]
     assert accept(store, cp, note) == log  # the same checkpoint again: no change
 
@@ -341,12 +433,13 @@ def test_staging_keeps_order_per_collection(store: Store) -> None:
         assert store.stage("default", entries) == 3
         assert store.stage("csam", [Entry.add("md5", md5(9))]) == 1
     assert store.staged_collections() == [("csam", 1), ("default", 3)]
-    staged = list(store.iter_staged("default"))
+    staged = store.staged_page("default", 10)
     assert [e for _, e in staged] == entries
+    assert [seq for seq, _ in staged] == sorted(seq for seq, _ in staged)
     assert store.staged_page("default", 2) == staged[:2]
     with store.transaction():
         store.unstage("default", staged[1][0])
-    assert [e for _, e in store.iter_staged("default")] == entries[2:]
+    assert [e for _, e in store.staged_page("default", 10)] == entries[2:]
     assert store.staged_collections() == [("csam", 1), ("default", 1)]
 
 
@@ -409,13 +502,14 @@ def test_peers_and_grants_make_the_trust_store(store: Store) -> None:
     assert trust.verifiers_for("b.example") == (OTHER.verifier(),)
     assert trust.verifiers_for(ORG) == (SIGNER.verifier(),)
     assert trust.may_read("b.example", LOG)
-    assert store.grants() == [("b.example", LOG)]
+    assert trust.get("b.example").readable == frozenset({LOG})
 
     rotated = Signer.from_seed("b.example", bytes(32))
     add_peer(store, vkeys=[rotated.vkey(), OTHER.vkey()])  # keys are replaced, grants kept
     assert set(store.trust_store().verifiers_for("b.example")) == {rotated.verifier(), OTHER.verifier()}
-    store.remove_peer_key("b.example", OTHER.vkey())
+    add_peer(store, vkeys=[rotated.vkey()])  # the old key retired
     assert store.trust_store().verifiers_for("b.example") == (rotated.verifier(),)
+    assert store.trust_store().may_read("b.example", LOG)
     store.revoke("b.example", LOG)
     assert not store.trust_store().may_read("b.example", LOG)
     store.remove_peer("b.example")
@@ -438,12 +532,6 @@ BAD_PEER_CHANGES: list[tuple[str, Callable[[Store], None], type[Exception], str]
     ),
     ("no key", lambda s: add_peer(s, vkeys=[]), ConfigError, "at least one --key"),
     ("remove unknown peer", lambda s: s.remove_peer("c.example"), ConfigError, "no peer c.example"),
-    (
-        "remove unknown key",
-        lambda s: s.remove_peer_key("b.example", SIGNER.vkey()),
-        ConfigError,
-        "has no such key",
-    ),
     ("grant a bad log id", lambda s: s.grant("b.example", "a.example"), ProtocolError, "bad log id"),
     (
         "revoke what was never granted",
