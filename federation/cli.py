@@ -24,9 +24,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from keys.errors import ConfigError, HashfedError, ProtocolError
+from protocol.batch import format_created
+from protocol.checkpoint import parse_checkpoint_body
 from protocol.entries import Entry, normalise_labels
 from protocol.hashtypes import HASH_TYPES, normalise
 from protocol.names import check_collection, check_org, parse_log_id
+from protocol.note import parse_note
 
 from .config import check_base_url
 from .home import Home, add_key, init_home, open_home, remove_key
@@ -58,7 +61,7 @@ def _now() -> datetime:
 
 
 def _stamp() -> str:
-    return _now().strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_created(_now())
 
 
 def _home(args: argparse.Namespace) -> Path:
@@ -528,6 +531,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- status ---------------------------------------------------------------------------
 
 
+def _note_size(note: bytes | None) -> int | None:
+    """The size a stored checkpoint note claims (it was verified when it was stored)."""
+    if note is None:
+        return None
+    return parse_checkpoint_body(parse_note(note).text).size
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     home = _load(args)
     with home.open_store() as store:
@@ -547,6 +557,8 @@ def cmd_status(args: argparse.Namespace) -> int:
                     "own": log.own,
                     "size": log.size,
                     "held": log.held,
+                    # the checkpoint the held-but-not-yet-served batches were proven against
+                    "pending_size": _note_size(log.pending),
                     "readers": sorted(o.org for o in trust if log.log_id in o.readable),
                 }
                 for log in logs
@@ -585,7 +597,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"staged: {n} entries for {home.org}/{c} (not yet published)")
     print("logs:" if logs else "logs: none yet")
     for entry in status["logs"]:
-        held = f" (+{entry['held'] - entry['size']} batches in progress)" if entry["held"] > entry["size"] else ""
+        held = (
+            f" (+{entry['held'] - entry['size']} batches held towards size {entry['pending_size']})"
+            if entry["held"] > entry["size"]
+            else ""
+        )
         own = "own" if entry["own"] else "held"
         readers = f"; readers: {', '.join(entry['readers'])}" if entry["readers"] else ""
         print(f"  {entry['org']}/{entry['collection']}: {own}, size {entry['size']}{held}{readers}")

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from protocol.batch import format_created
 from protocol.entries import Entry
 
 from .home import Home, init_home, open_home
@@ -70,7 +71,7 @@ def _trust(reader: Home, org_home: Home, *, url: str | None = None, accept_push:
             vkeys=[s.vkey() for s in org_home.signers],
             accept_push=accept_push,
             ca_file=None,
-            now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            now=format_created(datetime.now(UTC)),
         )
 
 
@@ -151,7 +152,7 @@ async def _demo(root: Path) -> int:
             service.node.invalidate_trust()
 
         _say(f"\n4. The NGO pushes its signed log to {A} (no server of its own needed)")
-        for line in await push_logs(ngo, session, A, now=""):
+        for line in await push_logs(ngo, session, A):
             _say(f"  {line}")
 
         _say("\n5. Pull in a ring, every request signed (RFC 9421), every byte verified")

@@ -129,14 +129,6 @@ def _store_next_page(
         return len(chunks), sum(len(chunk) for chunk in chunks)
 
 
-def _store_batch(
-    store: Store, org: str, collection: str, chunk: list[tuple[int, Entry]], now: datetime
-) -> None:
-    """Store one batch of staged (seq, entry) pairs and unstage them, in one transaction."""
-    with store.transaction():
-        _append_batch(store, org, collection, chunk, now)
-
-
 def _append_batch(
     store: Store, org: str, collection: str, chunk: list[tuple[int, Entry]], now: datetime
 ) -> None:

@@ -24,7 +24,7 @@ MAX_PUSH_PAGE_BYTES = 32 * 1024 * 1024
 MAX_RESYNCS = 3
 
 
-async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str, *, now: str = "") -> list[str]:
+async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str) -> list[str]:
     report = []
     with home.open_store() as store:
         host = store.trust_store(home.signers).get(host_org)

@@ -167,22 +167,12 @@ def read_records(
 _CHUNK = 900
 
 
-def read_many(
-    conn: sqlite3.Connection, names: LogNames, wanted: list[tuple[str, str]]
-) -> list[Record | None]:
-    """Records for many (type, value) pairs, in the order asked (None where unknown)."""
-    found = _rows_of_many(conn, wanted)
-    return [
-        build_record(t, v, found[(t, v)], names) if (t, v) in found else None
-        for t, v in wanted
-    ]
-
-
 def read_many_json(
     conn: sqlite3.Connection, names: LogNames, wanted: list[tuple[str, str]]
 ) -> list[dict | None]:
-    """As ``read_many``, straight to the records' JSON objects: the bulk lookup API's
-    path, where building a Record per hash first would double the work."""
+    """The records of many (type, value) pairs as JSON objects, in the order asked (None
+    where unknown): the bulk lookup API's path, built straight from the rows, where a
+    Record per hash first would double the work."""
     found = _rows_of_many(conn, wanted)
     return [
         record_json_obj(t, v, found[(t, v)], names) if (t, v) in found else None

@@ -19,6 +19,7 @@ import aiohttp
 
 from keys import Signer
 from keys.errors import ConfigError, HashfedError
+from protocol.batch import format_created
 
 from .config import NodeConfig
 from .store import Store, run_write
@@ -31,7 +32,7 @@ if TYPE_CHECKING:  # the puller records its evidence with ``timestamp``: no impo
 def timestamp(now: float) -> str:
     """``now`` (Unix seconds) as RFC 3339 UTC, whole seconds, ``Z``: the one form of every
     time hashfed records (pull status, evidence)."""
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_created(datetime.fromtimestamp(now, UTC))
 
 
 async def pull_peer(

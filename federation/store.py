@@ -40,7 +40,7 @@ from protocol.names import check_collection, check_org, make_log_id, parse_log_i
 from . import merge
 from ._schema import MIGRATIONS
 from .merge import LABEL_SEPARATOR
-from .records import Record, read_many, read_many_json, read_record, read_records
+from .records import Record, read_many_json, read_record, read_records
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -406,21 +406,10 @@ class Store:
             "SELECT collection, count(*) FROM staged GROUP BY collection ORDER BY collection"
         ).fetchall()
 
-    def iter_staged(self, collection: str) -> Iterator[tuple[int, Entry]]:
-        """Staged entries of a collection in the order they were staged, with their seq."""
-        cursor = self.conn.execute(
-            "SELECT seq, op, type, value, labels, opinion FROM staged WHERE collection = ?"
-            " ORDER BY seq",
-            (collection,),
-        )
-        for seq, op, type_, value, labels, opinion in cursor:
-            labels_t = tuple(labels.split(LABEL_SEPARATOR)) if labels else ()
-            yield seq, Entry(op, type_, value, labels_t, opinion)
-
     def staged_page(self, collection: str, limit: int) -> list[tuple[int, Entry]]:
         """The first ``limit`` staged entries of a collection, read in full.
 
-        Unlike ``iter_staged`` this leaves no statement running, so a caller may read a
+        It leaves no statement running, so a caller may read a
         page and write inside one transaction without keeping an old read snapshot open
         (which in WAL mode makes its next ``BEGIN IMMEDIATE`` fail once another
         connection has committed).
@@ -444,9 +433,6 @@ class Store:
 
     def lookup(self, type_: str, value: str) -> Record | None:
         return read_record(self.conn, self.log_name, type_, value)
-
-    def lookup_many(self, wanted: list[tuple[str, str]]) -> list[Record | None]:
-        return read_many(self.conn, self.log_name, wanted)
 
     def lookup_many_json(self, wanted: list[tuple[str, str]]) -> list[dict | None]:
         return read_many_json(self.conn, self.log_name, wanted)
@@ -504,14 +490,6 @@ class Store:
             self.conn.execute("DELETE FROM peer_keys WHERE org = ?", (org,))
             self.conn.execute("DELETE FROM grants WHERE reader = ?", (org,))
             self.conn.execute("DELETE FROM peer_status WHERE org = ?", (org,))
-
-    def remove_peer_key(self, org: str, vkey: str) -> None:
-        with self.transaction():
-            found = self.conn.execute(
-                "DELETE FROM peer_keys WHERE org = ? AND vkey = ?", (org, vkey)
-            ).rowcount
-            if not found:
-                raise ConfigError(f"peer {org} has no such key")
 
     def grant(self, reader: str, log_id: str) -> None:
         check_org(reader)

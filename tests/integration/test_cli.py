@@ -161,7 +161,7 @@ def test_status(cli: Cli) -> None:
     assert status["org"] == ORG
     assert status["keys"] == [s.vkey() for s in open_home(cli.home).signers]
     assert status["logs"] == [
-        {"org": ORG, "collection": "default", "own": True, "size": 1, "held": 1, "readers": [PEER]}
+        {"org": ORG, "collection": "default", "own": True, "size": 1, "held": 1, "pending_size": None, "readers": [PEER]}
     ]
     assert status["staged"] == {"default": 1}
     assert status["records"] == {"active": 1, "total": 1}

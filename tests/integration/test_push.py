@@ -152,7 +152,7 @@ async def test_reader_that_does_not_trust_the_ngo_key_stores_nothing(make_home, 
         store.grant(READER, LOG)
     _add_peer(ngo, host, url=service.url)
     async with aiohttp.ClientSession() as session:
-        await push_logs(ngo, session, HOST, now="2026-11-26T00:00:00Z")
+        await push_logs(ngo, session, HOST)
     # The reader trusts the host (its relay) but has no key for the NGO.
     _add_peer(reader, host, url=service.url)
     results = await pull_from(reader, service.url)
@@ -170,7 +170,7 @@ async def test_push_in_pages_of_one_batch(make_home, start_node) -> None:  # typ
     _add_peer(ngo, host, url=service.url)
     events: list[tuple[str, int]] = []
     async with aiohttp.ClientSession(trace_configs=[_trace(events)]) as session:
-        report = await push_logs(ngo, session, HOST, now="2026-11-26T00:00:00Z")
+        report = await push_logs(ngo, session, HOST)
     assert report == [f"{LOG}: pushed batches 0..4 to {HOST}"]
     assert events == [("GET", 200)] + [("POST", 201)] * 5
     assert _held(host) == (5, 5)
@@ -218,7 +218,7 @@ async def test_push_resumes_after_a_409(make_home, start_node) -> None:  # type:
         assert await peer.push(LOG, lines[:3], note, consistency_proof(3, 4, leaves)) == 3
         assert _held(host) == (0, 3)
         events.clear()
-        report = await push_logs(ngo, session, HOST, now="2026-11-26T00:00:00Z")
+        report = await push_logs(ngo, session, HOST)
     assert events == [("GET", 200), ("POST", 409), ("POST", 201)]
     assert report == [f"{LOG}: pushed batches 3..3 to {HOST}"]
     assert _held(host) == (4, 4)

@@ -204,8 +204,8 @@ def test_inactive_record_is_looked_up_but_not_exported(store: Store) -> None:
         (md5(3), False),
     ]
     assert store.record_count() == (1, 3)
-    looked_up = store.lookup_many([("md5", md5(3)), ("md5", md5(9)), ("md5", md5(2)), ("md5", md5(3))])
-    assert [None if r is None else (r.value, r.active) for r in looked_up] == [
+    looked_up = store.lookup_many_json([("md5", md5(3)), ("md5", md5(9)), ("md5", md5(2)), ("md5", md5(3))])
+    assert [None if r is None else (r["value"], r["active"]) for r in looked_up] == [
         (md5(3), False),
         None,
         (md5(2), False),

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 
 from federation.home import Home, add_key, open_home
-from federation.publisher import _store_batch, chunk_entries, publish
+from federation.publisher import _store_next_page, chunk_entries, publish
 from federation.store import Store
 from keys import Signer
 from keys.errors import StoreError, VerificationError
@@ -194,7 +194,7 @@ def test_chunking_bound_never_underestimates() -> None:
 def test_crash_after_storing_before_signing(home: Home, store: Store) -> None:
     """Leaves stored, no signature yet: the next publish signs exactly that tree."""
     stage(store, [Entry.add("md5", md5(1)), Entry.add("md5", md5(2))])
-    _store_batch(store, ORG, "default", list(store.iter_staged("default")), FIXED_NOW)
+    assert _store_next_page(store, ORG, "default", FIXED_NOW, 1) == (1, 2)  # then "crash"
     log = store.log(LOG)
     assert (log.held, log.size, log.checkpoint) == (1, 0, None)  # not served yet
     assert store.staged_collections() == []
