@@ -27,7 +27,7 @@ from keys.errors import ConfigError, HashfedError, ProtocolError
 from protocol.batch import format_created
 from protocol.checkpoint import parse_checkpoint_body
 from protocol.entries import Entry, normalise_labels
-from protocol.hashtypes import HASH_TYPES, normalise
+from protocol.hashtypes import HASH_TYPES, PDQ_MATCH_DISTANCE, normalise
 from protocol.names import check_collection, check_org, parse_log_id
 from protocol.note import parse_note
 
@@ -35,6 +35,7 @@ from .config import check_base_url
 from .home import Home, add_key, init_home, open_home, remove_key
 from .progress import Bar, count_lines, progress_bar
 from .publisher import publish
+from .records import Record
 
 if TYPE_CHECKING:
     import aiohttp
@@ -216,6 +217,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     home = _load(args)
     type_ = _hash_type(args.type)
     value = normalise(type_, args.value)
+    if args.distance is not None:
+        return _lookup_near(home, type_, value, args.distance, as_json=args.json)
     with home.open_store() as store:
         record = store.lookup(type_, value)
     if record is None:
@@ -224,6 +227,30 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(record.to_json_obj()))
         return 0
+    _print_record(record)
+    return 0
+
+
+def _lookup_near(home: Home, type_: str, value: str, distance: int, *, as_json: bool) -> int:
+    if type_ != "pdq":
+        raise CliError("--distance is for pdq hashes (Hamming distance); other types match exactly")
+    if not 0 <= distance <= 256:
+        raise CliError(f"--distance must be from 0 to 256 bits, not {distance}")
+    with home.open_store() as store:
+        matches = store.near_pdq(value, distance)
+    if not matches:
+        print(f"pdq {value}: nothing in the merged list within {distance} bits", file=sys.stderr)
+        return EXIT_NOT_FOUND
+    if as_json:
+        print(json.dumps([{"distance": d, **record.to_json_obj()} for d, record in matches]))
+        return 0
+    for d, record in matches:
+        print(f"distance {d}:", end=" ")
+        _print_record(record)
+    return 0
+
+
+def _print_record(record: Record) -> None:
     state = "active" if record.active else "inactive (no active contribution)"
     print(f"{record.type} {record.value}: {state}")
     if record.labels:
@@ -232,7 +259,6 @@ def cmd_lookup(args: argparse.Namespace) -> int:
         print(f"  vouched for by {c.org}/{c.collection}" + (f" [{', '.join(c.labels)}]" if c.labels else ""))
     for o in record.opinions:
         print(f"  {o.opinion.replace('_', ' ')} according to {o.org}/{o.collection}")
-    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -728,6 +754,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("type")
     p.add_argument("value")
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--distance",
+        type=int,
+        help=f"pdq only: every record within this many bits (PDQ's usual threshold is {PDQ_MATCH_DISTANCE})",
+    )
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser("export", help="the active merged list")

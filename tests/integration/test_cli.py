@@ -657,3 +657,34 @@ def test_bad_serve_and_peer_arguments_are_one_line(cli: Cli, argv: list[str], me
     assert (code, out) == (2, "")
     assert err.startswith("hashfed: error: ") and err.count("\n") == 1 and message in err, err
     assert home_state(cli.home) == before
+
+
+def test_pdq_lookup_by_hamming_distance(cli: Cli) -> None:
+    base = int("f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", 16)
+    near = f"{base ^ 0b1:064x}"  # 1 bit away
+    far = f"{base ^ (2**40 - 1):064x}"  # 40 bits away
+    cli.ok("add", "pdq", near, "--label", "csam")
+    cli.ok("add", "pdq", far)
+    cli.ok("add", "md5", md5(1))
+    cli.ok("publish")
+    query = f"{base:064x}".upper()  # normalised like any input
+    matches = json.loads(cli.ok("lookup", "pdq", query, "--distance", "31", "--json"))
+    assert [(m["distance"], m["value"], m["labels"]) for m in matches] == [(1, near, ["csam"])]
+    matches = json.loads(cli.ok("lookup", "pdq", query, "--distance", "40", "--json"))
+    assert [(m["distance"], m["value"]) for m in matches] == [(1, near), (40, far)]
+    assert cli.ok("lookup", "pdq", query, "--distance", "31").startswith(f"distance 1: pdq {near}: active")
+    code, out, err = cli("lookup", "pdq", f"{base ^ ((2**64 - 1) << 100):064x}", "--distance", "31")
+    assert (code, out) == (1, "") and "nothing in the merged list within 31 bits" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["lookup", "md5", "0" * 32, "--distance", "3"], "--distance is for pdq hashes"),
+        (["lookup", "pdq", "0" * 64, "--distance", "300"], "--distance must be from 0 to 256"),
+    ],
+    ids=["not-pdq", "distance-too-big"],
+)
+def test_bad_distance_lookups(cli: Cli, argv: list[str], message: str) -> None:
+    code, out, err = cli(*argv)
+    assert (code, out) == (2, "") and err.count("\n") == 1 and message in err
