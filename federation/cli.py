@@ -171,7 +171,7 @@ def cmd_import(args: argparse.Namespace) -> int:
         name = "<stdin>"
     else:
         try:
-            source = open(args.file, encoding="utf-8", newline="")  # noqa: SIM115
+            source = open(args.file, encoding="utf-8", newline="")
         except OSError as exc:
             raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
         name = args.file

@@ -31,7 +31,7 @@ def check_base_url(text: str) -> str:
     white space): what a peer's ``--url`` and a node's ``public_urls`` must be."""
     try:
         parts = urlsplit(text)
-        parts.port  # noqa: B018  # raises ValueError for a bad port
+        parts.port  # raises ValueError for a bad port
     except ValueError as exc:
         raise ConfigError(f"bad URL {text!r}: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:

@@ -35,7 +35,7 @@ A, B, NGO = "member-a.example", "member-b.example", "ngo.example"
 
 # Sample values (not real material): md5/sha256 of short strings, and made-up PDQ values.
 def _md5(text: str) -> str:
-    return hashlib.md5(text.encode()).hexdigest()  # noqa: S324 - a sample, not security
+    return hashlib.md5(text.encode()).hexdigest()
 
 
 def _sha256(text: str) -> str:

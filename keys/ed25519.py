@@ -10,7 +10,10 @@ from __future__ import annotations
 from dataclasses import InitVar, dataclass, field
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
 
 from keys.errors import ConfigError, ProtocolError, VerificationError
 from keys.vkey import ED25519_KEY_BYTES, format_vkey, is_org_id, key_hash, parse_vkey

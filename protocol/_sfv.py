@@ -19,6 +19,7 @@ from typing import Final, NoReturn
 from keys.errors import ProtocolError
 from protocol.names import show
 
+
 @dataclass(frozen=True)
 class Token:
     value: str

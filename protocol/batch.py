@@ -33,11 +33,17 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime, timezone
 from typing import Final, NoReturn
 
 from keys.errors import ProtocolError, VerificationError
-from protocol.entries import Entry, check_entries, check_known_types, decode_entries, entries_json
+from protocol.entries import (
+    Entry,
+    check_entries,
+    check_known_types,
+    decode_entries,
+    entries_json,
+)
 from protocol.names import check_collection, check_org, keys_difference, show
 
 MAX_BATCH_ENTRIES: Final = 10_000
@@ -78,7 +84,7 @@ def format_created(dt: datetime) -> str:
     if not isinstance(dt, datetime) or dt.utcoffset() is None:
         raise ProtocolError(f"created must be a timezone-aware datetime, not {show(dt)}")
     try:
-        utc = dt.astimezone(timezone.utc)
+        utc = dt.astimezone(UTC)
     except OverflowError as exc:
         raise ProtocolError(f"created {show(dt)} is out of range in UTC") from exc
     return (
@@ -93,7 +99,7 @@ def parse_created(s: str) -> datetime:
     if match is None:
         raise ProtocolError(f"bad created {show(s)}: must be UTC like 2026-11-26T02:19:41Z")
     try:
-        return datetime(*map(int, match.groups()), tzinfo=timezone.utc)
+        return datetime(*map(int, match.groups()), tzinfo=UTC)
     except ValueError as exc:
         raise ProtocolError(f"bad created {show(s)}: {exc}") from exc
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import example, given
@@ -31,7 +31,7 @@ SHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 PDQ = "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"
 PHOTODNA = "0123456789abcdef" * 18
 
-CREATED = datetime(2026, 11, 26, 2, 19, 41, tzinfo=timezone.utc)
+CREATED = datetime(2026, 11, 26, 2, 19, 41, tzinfo=UTC)
 ENTRIES = (
     Entry.add("md5", f" {MD5.upper()}\n", ["ncmec:a1", "csam", "ncmec:a1"]),
     Entry.remove("sha1", SHA1),
@@ -149,7 +149,7 @@ def test_format_created() -> None:
     assert format_created(CREATED.replace(microsecond=999_999)) == "2026-11-26T02:19:41Z"
     plus_two = timezone(timedelta(hours=2))
     assert format_created(datetime(2026, 11, 26, 4, 19, 41, tzinfo=plus_two)) == "2026-11-26T02:19:41Z"
-    assert format_created(datetime(999, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "0999-01-02T03:04:05Z"
+    assert format_created(datetime(999, 1, 2, 3, 4, 5, tzinfo=UTC)) == "0999-01-02T03:04:05Z"
     assert parse_created("2026-11-26T02:19:41Z") == CREATED
 
 
@@ -167,7 +167,7 @@ def test_format_created_rejects(dt) -> None:
     _raises_exactly(ProtocolError, format_created, dt)
 
 
-@given(st.datetimes(timezones=st.just(timezone.utc)))
+@given(st.datetimes(timezones=st.just(UTC)))
 def test_created_round_trip(dt: datetime) -> None:
     text = format_created(dt)
     assert parse_created(text) == dt.replace(microsecond=0)
@@ -210,7 +210,7 @@ batches = st.fixed_dictionaries(
         "org": st.from_regex(ORG_RE, fullmatch=True),
         "collection": st.from_regex(COLLECTION_RE, fullmatch=True),
         "index": st.integers(0, MAX_INDEX),
-        "created": st.datetimes(timezones=st.just(timezone.utc)).map(format_created),
+        "created": st.datetimes(timezones=st.just(UTC)).map(format_created),
         "entries": st.lists(entries, min_size=1, max_size=20).map(tuple),
     }
 )

@@ -239,7 +239,7 @@ def test_signed_by_them_verifies_with_ours(
     _their_signer().sign(
         prepared,
         key_id=KEY_ID,
-        created=datetime.datetime.fromtimestamp(CREATED, tz=datetime.timezone.utc),
+        created=datetime.datetime.fromtimestamp(CREATED, tz=datetime.UTC),
         nonce=NONCE,
         label=LABEL,
         tag=TAG,
