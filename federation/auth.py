@@ -50,6 +50,14 @@ def _too_many(wait_s: float, who: str) -> Problem:
 async def auth_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     if request.method == "GET" and request.path == "/v1/node":
         return await handler(request)
+    if request.get(PEER) is None:  # not already done by an Expect handler
+        authenticate(request)
+    return await handler(request)
+
+
+def authenticate(request: web.Request) -> None:
+    """Check a request's head (limits, signature, authority, nonce) and record who sent
+    it (``request[PEER]``, ``request[KEY_ID]``); raise ``Problem`` (401 or 429) if not."""
     node = request.app[NODE]
     now = node.clock()
     # An IPv6 client is limited by its /64, which it could otherwise rotate through.
@@ -97,7 +105,6 @@ async def auth_middleware(request: web.Request, handler):  # type: ignore[no-unt
         raise _too_many(wait, "key")
     request[PEER] = verified.org
     request[KEY_ID] = verified.key_id
-    return await handler(request)
 
 
 async def read_signed_body(request: web.Request) -> bytes:

@@ -30,6 +30,7 @@ _TITLES = {
     411: "Length Required",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    417: "Expectation Failed",
     422: "Unprocessable Content",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",

@@ -23,8 +23,9 @@ import asyncio
 import base64
 import binascii
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
+from keys import TrustedOrg
 from keys.errors import HashfedError, ProtocolError, StoreError
 from protocol.batch import peek_index
 from protocol.checkpoint import (
@@ -38,9 +39,9 @@ from protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES, CompactRange
 from protocol.names import make_log_id, parse_log_id
 from protocol.note import parse_note
 
-from .auth import PEER, read_signed_body
+from .auth import PEER, authenticate, read_signed_body
 from .node import NODE, Node
-from .problems import Problem
+from .problems import Problem, problem_response
 from .rounds import timestamp
 from .store import LogState, run_write
 
@@ -98,7 +99,8 @@ def _proof_header(request: web.Request, end: int, size: int) -> list[bytes]:
     return proof
 
 
-async def handle_push(request: web.Request) -> web.Response:
+def _pusher_allowed(request: web.Request) -> tuple[str, TrustedOrg]:
+    """The log pushed to and its org's trust entry, if the caller may push it (403)."""
     node = request.app[NODE]
     peer = request[PEER]
     try:
@@ -106,13 +108,34 @@ async def handle_push(request: web.Request) -> web.Response:
         org, _collection = parse_log_id(log_id)
     except ProtocolError as exc:
         raise Problem(400, "malformed", str(exc)) from exc
-    # 403
-    trust = node.trust()
-    trusted = trust.get(org)
+    trusted = node.trust().get(org)
     if peer != org:
         raise Problem(403, "not-the-log-org", f"only {org} may push to {log_id}")
     if org == node.org or trusted is None or not trusted.accept_push:
         raise Problem(403, "push-not-accepted", f"this node does not accept pushes from {org}")
+    return log_id, trusted
+
+
+async def push_expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` on a push: invite the body only from a sender it will be
+    taken from. Anyone else gets the final 401/403 (or 429) at once and sends nothing."""
+    try:
+        authenticate(request)
+        _pusher_allowed(request)
+    except Problem as problem:
+        return problem_response(problem)
+    if request.version != HttpVersion11 or request.headers["Expect"].lower() != "100-continue":
+        return problem_response(Problem(417, "expectation-failed", "only 100-continue is known"))
+    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+    request.writer.output_size = 0  # the interim answer is not the response's size
+    return None
+
+
+async def handle_push(request: web.Request) -> web.Response:
+    node = request.app[NODE]
+    # 403
+    log_id, trusted = _pusher_allowed(request)
+    org, _collection = parse_log_id(log_id)
 
     # 400 (the body is read only now, from an org allowed to send it)
     lines = _split_lines(await read_signed_body(request))

@@ -21,7 +21,7 @@ from protocol.names import make_log_id, parse_log_id
 from .auth import PEER, auth_middleware
 from .node import NODE, Node
 from .problems import Problem, problem_middleware
-from .push import handle_push
+from .push import handle_push, push_expect
 from .store import LogState
 
 PROTOCOL_NAME = "hashfed/1"
@@ -177,7 +177,7 @@ def create_app(node: Node) -> web.Application:
     app.router.add_get("/v1/logs", list_logs)
     app.router.add_get(base + "/checkpoint", get_checkpoint)
     app.router.add_get(base + "/batches", get_batches)
-    app.router.add_post(base + "/batches", handle_push)
+    app.router.add_post(base + "/batches", handle_push, expect_handler=push_expect)
     app.router.add_get(base + "/proof/inclusion", get_inclusion)
     app.router.add_get(base + "/proof/consistency", get_consistency)
     return app

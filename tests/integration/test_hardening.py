@@ -254,6 +254,50 @@ async def test_slow_body_after_100_continue_is_not_cut_off(homes, start_node) ->
         assert log is not None and log.size == 1
 
 
+def _expect_head(service: NodeService, a: Home, c: Home, body: bytes, case: str) -> bytes:
+    """A push head with ``Expect: 100-continue`` that the host must refuse before the body."""
+    if case == "unsigned":
+        return (
+            f"POST /v1/logs/{c.org}/default/batches HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+        ).encode()
+    if case == "not-accepted":
+        with a.open_store() as store:  # c is still trusted, but may no longer push here
+            store.add_peer(c.org, url=None, vkeys=[s.vkey() for s in c.signers],
+                           accept_push=False, ca_file=None, now="2026-11-26T00:00:00Z")
+    return _signed_push_head(service, c, body, extra="Expect: 100-continue\r\n")
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "slug"),
+    [("unsigned", 401, "bad-signature"), ("not-accepted", 403, "push-not-accepted")],
+    ids=["unsigned", "not-accepted"],
+)
+async def test_expect_100_continue_invites_only_a_sender_it_will_take_a_body_from(
+    homes, start_node, case, status, slug  # type: ignore[no-untyped-def]
+) -> None:
+    a, c, body = _ngo_and_host(homes, {})
+    service = await start_node(a)
+    before = snapshot(a)
+    reader, writer = await _open(service)
+    try:
+        writer.write(_expect_head(service, a, c, body, case))
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(next(
+            line.split(b":")[1] for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ))
+        problem = await asyncio.wait_for(reader.readexactly(length), 5)
+    finally:
+        writer.close()
+    # The final answer comes at once, no "100 Continue": the body is never invited.
+    assert head.startswith(f"HTTP/1.1 {status}".encode()), head
+    assert b"application/problem+json" in head
+    assert f"urn:hashfed:problem:{slug}".encode() in problem
+    assert snapshot(a) == before
+
+
 # -- a client that goes away ---------------------------------------------------------------
 
 
