@@ -2,12 +2,16 @@
 default, optionally behind a bearer token). Not for peers: they get logs, not answers.
 
     GET  /v1/hashes/{type}/{value}   the merged record (as ``lookup --json``), or 404
+    GET  /v1/hashes/pdq/{value}?distance=N
+                                     {"matches": [{"distance": d, …record}, …]}, nearest
+                                     first: PDQ matching by Hamming distance (404: none)
     POST /v1/lookup                  {"hashes": [{"type": …, "value": …}, …]} (≤ 10,000)
                                      → {"results": [record or null, …]} in the same order
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 
 import orjson
@@ -18,6 +22,8 @@ from protocol.hashtypes import normalise
 
 from .node import NODE, Node
 from .problems import Problem, problem_middleware
+from .records import Record
+from .store import Store
 
 MAX_LOOKUP_HASHES = 10_000
 MAX_LOOKUP_BODY = 8 * 1024 * 1024
@@ -47,10 +53,35 @@ async def get_hash(request: web.Request) -> web.Response:
         value = normalise(type_, request.match_info["value"])
     except ProtocolError as exc:
         raise Problem(400, "malformed", str(exc)) from exc
+    unknown = set(request.rel_url.query) - {"distance"}
+    if unknown:
+        raise Problem(400, "malformed", f"unknown query parameter {sorted(unknown)[0]!r}")
+    if "distance" in request.rel_url.query:
+        return await _near(request, type_, value)
     record = node.store.lookup(type_, value)
     if record is None:
         raise Problem(404, "unknown-hash", f"{type_} {value} is not in the merged list")
     return _json(record.to_json_obj())
+
+
+async def _near(request: web.Request, type_: str, value: str) -> web.Response:
+    """``?distance=N`` on a PDQ hash: every record within N bits, nearest first."""
+    text = request.rel_url.query.getall("distance")
+    if type_ != "pdq":
+        raise Problem(400, "malformed", "distance is for pdq hashes; other types match exactly")
+    if len(text) != 1 or not text[0].isdigit() or int(text[0]) > 256:
+        raise Problem(400, "malformed", "distance must be one whole number from 0 to 256")
+    node = request.app[NODE]
+
+    def scan() -> list[tuple[int, Record]]:
+        # a scan of every PDQ value held: in a worker thread, on a connection of its own
+        with Store(node.home.db_path) as store:
+            return store.near_pdq(value, int(text[0]))
+
+    matches = await asyncio.to_thread(scan)
+    if not matches:
+        raise Problem(404, "unknown-hash", f"nothing within {text[0]} bits of pdq {value}")
+    return _json({"matches": [{"distance": d, **r.to_json_obj()} for d, r in matches]})
 
 
 async def post_lookup(request: web.Request) -> web.Response:

@@ -23,6 +23,7 @@ from tests.helpers import (
     configure,
     db_snapshot,
     md5,
+    pdq,
     send,
     sha256,
     stage_and_publish,
@@ -93,6 +94,12 @@ BAD_GETS = [
     ("bad value", "/v1/hashes/md5/xyz", 400, "malformed"),
     ("unknown type", f"/v1/hashes/tlsh/{md5(1)}", 400, "malformed"),
     ("no such route", "/v1/node", 404, "not-found"),
+    ("unknown parameter", f"/v1/hashes/md5/{md5(0xABC)}?near=1", 400, "malformed"),
+    ("distance on md5", f"/v1/hashes/md5/{md5(0xABC)}?distance=3", 400, "malformed"),
+    ("distance not a number", f"/v1/hashes/pdq/{pdq(1)}?distance=x", 400, "malformed"),
+    ("distance too big", f"/v1/hashes/pdq/{pdq(1)}?distance=257", 400, "malformed"),
+    ("distance twice", f"/v1/hashes/pdq/{pdq(1)}?distance=1&distance=2", 400, "malformed"),
+    ("nothing near", f"/v1/hashes/pdq/{pdq(1)}?distance=31", 404, "unknown-hash"),
 ]
 
 
@@ -102,6 +109,22 @@ async def test_get_errors(api, home: Home, path: str, status: int, slug: str) ->
     before = db_snapshot(home.db_path)
     assert_problem(await send(session, url, "GET", path), status, slug)
     assert db_snapshot(home.db_path) == before
+
+
+async def test_pdq_matches_by_distance(home: Home, start_node) -> None:  # type: ignore[no-untyped-def]
+    base = int("f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22", 16)
+    near, far = f"{base ^ 0b11:064x}", f"{base ^ (2**33 - 1):064x}"  # 2 and 33 bits away
+    stage_and_publish(home, [Entry.add("pdq", near, ["csam"]), Entry.add("pdq", far)])
+    service = await start_node(home, local_port=0)
+    url = f"http://127.0.0.1:{service.local_bound_port}"
+    async with aiohttp.ClientSession() as session:
+        reply = await send(session, url, "GET", f"/v1/hashes/pdq/{base:064X}", query="distance=31")
+        assert reply.status == 200
+        assert [(m["distance"], m["value"], m["labels"]) for m in reply.json()["matches"]] == [
+            (2, near, ["csam"])
+        ]
+        reply = await send(session, url, "GET", f"/v1/hashes/pdq/{base:064x}", query="distance=40")
+        assert [(m["distance"], m["value"]) for m in reply.json()["matches"]] == [(2, near), (33, far)]
 
 
 async def test_peers_cannot_ask_for_answers(api) -> None:  # type: ignore[no-untyped-def]
