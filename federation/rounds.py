@@ -67,15 +67,15 @@ async def pull_peer(
             progress=progress,
             log_lock=log_lock,
         )
-        fetcher = HttpPeer(
-            session,
-            peer.url,
-            signers[0],
-            clock=clock,
-            ca_file=peer.ca_file,
-            page_batches=config.pull.page_batches,
-        )
         try:
+            fetcher = HttpPeer(  # inside: a CA file gone since 'peer add' is this round's error
+                session,
+                peer.url,
+                signers[0],
+                clock=clock,
+                ca_file=peer.ca_file,
+                page_batches=config.pull.page_batches,
+            )
             results = await puller.pull_source(fetcher)
         except HashfedError as exc:
             await run_write(store.note_pull, org, now=timestamp(clock()), error=str(exc))

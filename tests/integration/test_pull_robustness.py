@@ -208,3 +208,21 @@ async def test_the_node_answers_while_a_round_waits_for_the_write_lock(
         status = store.peer_status()[A]
     assert (status.last_error, status.failures) == (None, 0)
     assert status.last_success == status.last_attempt
+
+
+async def test_a_ca_file_gone_since_peer_add_is_the_rounds_recorded_error(make_home, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from federation.rounds import pull_peer
+    from keys.errors import TransportError
+
+    a, b = make_home("a.example"), make_home("b.example")
+    with b.open_store() as store:
+        store.add_peer(
+            a.org, url="https://127.0.0.1:1", vkeys=[s.vkey() for s in a.signers],
+            accept_push=False, ca_file=str(tmp_path / "gone.pem"), now="2026-11-26T00:00:00Z",
+        )
+    async with aiohttp.ClientSession() as session:
+        with pytest.raises(TransportError, match="cannot load CA file"):
+            await pull_peer(str(b.db_path), b.config, b.signers, session, a.org)
+    with b.open_store() as store:
+        status = store.peer_status()[a.org]
+    assert "cannot load CA file" in status.last_error and status.last_success is None
