@@ -7,47 +7,37 @@ never a traceback. ``HASHFED_HOME`` may stand in for ``--home``.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import csv
 import io
-import json
-import logging
-import os
 import shutil
-import signal
 import sqlite3
 import sys
 import tempfile
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from keys.errors import ConfigError, HashfedError, ProtocolError
-from protocol.batch import format_created
-from protocol.checkpoint import parse_checkpoint_body
 from protocol.entries import Entry, normalise_labels
-from protocol.hashtypes import HASH_TYPES, PDQ_MATCH_DISTANCE, normalise
+from protocol.hashtypes import PDQ_MATCH_DISTANCE, normalise
 from protocol.names import check_collection, check_org, parse_log_id
-from protocol.note import parse_note
 
+from ._cli_common import (
+    EXIT_ERROR,
+    CliError,
+    _collection,
+    _hash_type,
+    _home,
+    _load,
+    _now,
+    _stamp,
+)
+from ._cli_net import cmd_pull, cmd_push, cmd_serve
+from ._cli_show import cmd_export, cmd_lookup, cmd_status
 from .config import check_base_url
-from .home import Home, add_key, init_home, open_home, remove_key
-from .progress import Bar, count_lines, progress_bar
+from .home import Home, add_key, init_home, remove_key
+from .progress import count_lines, progress_bar
 from .publisher import publish
-from .records import Record
-
-if TYPE_CHECKING:
-    import aiohttp
-
-    from .puller import LogResult
-
-EXIT_ERROR = 2
-EXIT_NOT_FOUND = 1
-
-
-class CliError(Exception):
-    """A usage error: printed as one line, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -55,35 +45,6 @@ class _Parser(argparse.ArgumentParser):
         # main() prints "hashfed: error: "; name the subcommand, not the program twice
         command = self.prog.removeprefix("hashfed").strip()
         raise CliError(f"{command}: {message}" if command else message)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(microsecond=0)
-
-
-def _stamp() -> str:
-    return format_created(_now())
-
-
-def _home(args: argparse.Namespace) -> Path:
-    home = args.home or os.environ.get("HASHFED_HOME")
-    if not home:
-        raise CliError("no node home: pass --home DIR or set HASHFED_HOME")
-    return Path(home)
-
-
-def _load(args: argparse.Namespace) -> Home:
-    return open_home(_home(args))
-
-
-def _collection(args: argparse.Namespace, home: Home) -> str:
-    return check_collection(args.collection or home.config.default_collection)
-
-
-def _hash_type(text: str) -> str:
-    if text not in HASH_TYPES:
-        raise CliError(f"unknown hash type {text!r}; known: {', '.join(HASH_TYPES)}")
-    return text
 
 
 # -- identity and local list ----------------------------------------------------------
@@ -210,72 +171,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
             f"{item.log_id}: size {item.size} "
             f"(+{item.new_batches} batches, {item.new_entries} entries), checkpoint signed"
         )
-    return 0
-
-
-def cmd_lookup(args: argparse.Namespace) -> int:
-    home = _load(args)
-    type_ = _hash_type(args.type)
-    value = normalise(type_, args.value)
-    if args.distance is not None:
-        return _lookup_near(home, type_, value, args.distance, as_json=args.json)
-    with home.open_store() as store:
-        record = store.lookup(type_, value)
-    if record is None:
-        print(f"{type_} {value}: not in the merged list", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    if args.json:
-        print(json.dumps(record.to_json_obj()))
-        return 0
-    _print_record(record)
-    return 0
-
-
-def _lookup_near(home: Home, type_: str, value: str, distance: int, *, as_json: bool) -> int:
-    if type_ != "pdq":
-        raise CliError("--distance is for pdq hashes (Hamming distance); other types match exactly")
-    if not 0 <= distance <= 256:
-        raise CliError(f"--distance must be from 0 to 256 bits, not {distance}")
-    with home.open_store() as store:
-        matches = store.near_pdq(value, distance)
-    if not matches:
-        print(f"pdq {value}: nothing in the merged list within {distance} bits", file=sys.stderr)
-        return EXIT_NOT_FOUND
-    if as_json:
-        print(json.dumps([{"distance": d, **record.to_json_obj()} for d, record in matches]))
-        return 0
-    for d, record in matches:
-        print(f"distance {d}:", end=" ")
-        _print_record(record)
-    return 0
-
-
-def _print_record(record: Record) -> None:
-    state = "active" if record.active else "inactive (no active contribution)"
-    print(f"{record.type} {record.value}: {state}")
-    if record.labels:
-        print(f"  labels: {', '.join(record.labels)}")
-    for c in record.contributors:
-        print(f"  vouched for by {c.org}/{c.collection}" + (f" [{', '.join(c.labels)}]" if c.labels else ""))
-    for o in record.opinions:
-        print(f"  {o.opinion.replace('_', ' ')} according to {o.org}/{o.collection}")
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    home = _load(args)
-    out = sys.stdout
-    with home.open_store() as store:
-        records = store.records(active_only=True)
-        if args.format == "csv":
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(("type", "value", "labels", "contributors"))
-            for record in records:
-                writer.writerow(record.csv_row())
-        else:
-            out.write("[")
-            for i, record in enumerate(records):
-                out.write(("," if i else "") + "\n" + json.dumps(record.to_json_obj()))
-            out.write("\n]\n")
     return 0
 
 
@@ -430,218 +325,7 @@ def cmd_keys_remove(args: argparse.Namespace) -> int:
 # -- network --------------------------------------------------------------------------
 
 
-def _session(home: Home) -> aiohttp.ClientSession:
-    import aiohttp  # network modules load only for the commands that use them
-
-    pull = home.config.pull
-    return aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=pull.timeout_s, sock_connect=10))
-
-
-def _result_line(org: str, r: LogResult) -> str:
-    line = f"{org}: {r.log_id}: {r.status}"
-    if r.status == "updated":
-        line += f" {r.old_size} -> {r.new_size} ({r.entries} entries)"
-    elif r.status in ("up to date", "source behind"):
-        line += f" at size {r.new_size}"
-    if r.detail:
-        line += f": {r.detail}"
-    return line
-
-
-class _PullEstimate:
-    """Feeds a pull's pages to a bar, with the total estimated from the entries per batch
-    so far and the batches still to come (batches are up to 10,000 entries each)."""
-
-    def __init__(self, bar: Bar) -> None:
-        self.bar = bar
-        self.entries = 0
-        self.batches = 0
-
-    def __call__(self, entries: int, batches: int, batches_left: int) -> None:
-        self.entries += entries
-        self.batches += batches
-        self.bar.expect(self.entries + round(self.entries / self.batches * batches_left))
-        self.bar.advance(entries)
-
-
-async def _pull(home: Home, org: str | None) -> int:
-    from .rounds import pull_peer
-
-    with home.open_store() as store:
-        peers = [p.org for p in store.trust_store(home.signers) if p.url and p.org != home.org]
-    if org is not None:
-        if org not in peers:
-            raise ConfigError(f"no peer {org} with a URL; see 'hashfed peer list'")
-        peers = [org]
-    if not peers:
-        print("no peers with a URL to pull from")
-    failed = 0
-    async with _session(home) as session:
-        for peer in peers:
-            with progress_bar(f"pull {peer}", unit="entries") as bar:
-                try:
-                    results = await pull_peer(
-                        str(home.db_path),
-                        home.config,
-                        home.signers,
-                        session,
-                        peer,
-                        progress=_PullEstimate(bar),
-                    )
-                except HashfedError as exc:
-                    print(f"{peer}: pull failed: {exc}", file=sys.stderr)
-                    failed += 1
-                    continue
-            for r in results:
-                print(_result_line(peer, r), file=sys.stderr if r.status == "failed" else sys.stdout)
-            failed += sum(r.status == "failed" for r in results)
-    return EXIT_ERROR if failed else 0
-
-
-def cmd_pull(args: argparse.Namespace) -> int:
-    return asyncio.run(_pull(_load(args), args.org))
-
-
-def cmd_push(args: argparse.Namespace) -> int:
-    from .pusher import push_logs
-
-    home = _load(args)
-
-    async def run() -> int:
-        async with _session(home) as session:
-            lines = await push_logs(home, session, check_org(args.to))
-        for line in lines:
-            print(line)
-        return 0
-
-    return asyncio.run(run())
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    from .service import NodeService
-
-    home = _load(args)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-
-    async def run() -> None:
-        service = NodeService(
-            home,
-            host=args.host,
-            port=args.port,
-            public_urls=tuple(args.public_url or ()),
-            tls_cert=args.tls_cert,
-            tls_key=args.tls_key,
-            local_port=args.local_port,
-        )
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        async with service:
-            print(f"serving {home.org} at {service.url}", flush=True)
-            if service.local_bound_port:
-                print(
-                    f"lookup API at http://{home.config.server.local_host}:"
-                    f"{service.local_bound_port}",
-                    flush=True,
-                )
-            await stop.wait()
-        print("stopped", flush=True)
-
-    asyncio.run(run())
-    return 0
-
-
 # -- status ---------------------------------------------------------------------------
-
-
-def _note_size(note: bytes | None) -> int | None:
-    """The size a stored checkpoint note claims (it was verified when it was stored)."""
-    if note is None:
-        return None
-    return parse_checkpoint_body(parse_note(note).text).size
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    home = _load(args)
-    with home.open_store() as store:
-        trust = store.trust_store()
-        logs = store.logs()
-        staged = store.staged_collections()
-        active, total = store.record_count()
-        evidence = store.evidence()
-        peer_status = store.peer_status()
-        status = {
-            "org": home.org,
-            "keys": [s.vkey() for s in home.signers],
-            "logs": [
-                {
-                    "org": log.org,
-                    "collection": log.collection,
-                    "own": log.own,
-                    "size": log.size,
-                    "held": log.held,
-                    # the checkpoint the held-but-not-yet-served batches were proven against
-                    "pending_size": _note_size(log.pending),
-                    "readers": sorted(o.org for o in trust if log.log_id in o.readable),
-                }
-                for log in logs
-            ],
-            "staged": {c: n for c, n in staged},
-            "records": {"active": active, "total": total},
-            "peers": [
-                {
-                    "org": o.org,
-                    "url": o.url,
-                    "keys": [v.vkey() for v in o.verifiers],
-                    "accept_push": o.accept_push,
-                    "reads": sorted(o.readable),
-                    "last_success": peer_status[o.org].last_success if o.org in peer_status else None,
-                    "last_error": peer_status[o.org].last_error if o.org in peer_status else None,
-                }
-                for o in trust
-            ],
-            "evidence": [
-                {
-                    "log_id": e.log_id,
-                    "kind": e.kind,
-                    "source": e.source,
-                    "detail": e.detail,
-                    "detected_at": e.detected_at,
-                }
-                for e in evidence
-            ],
-        }
-    if args.json:
-        print(json.dumps(status, indent=2))
-        return 0
-    print(f"org {home.org}")
-    print(f"merged list: {active} active records ({total} in all)")
-    for c, n in staged:
-        print(f"staged: {n} entries for {home.org}/{c} (not yet published)")
-    print("logs:" if logs else "logs: none yet")
-    for entry in status["logs"]:
-        held = (
-            f" (+{entry['held'] - entry['size']} batches held towards size {entry['pending_size']})"
-            if entry["held"] > entry["size"]
-            else ""
-        )
-        own = "own" if entry["own"] else "held"
-        readers = f"; readers: {', '.join(entry['readers'])}" if entry["readers"] else ""
-        print(f"  {entry['org']}/{entry['collection']}: {own}, size {entry['size']}{held}{readers}")
-    print("peers:" if status["peers"] else "peers: none")
-    for p in status["peers"]:
-        where = p["url"] or "no URL"
-        last = f"; last pull ok {p['last_success']}" if p["last_success"] else ""
-        err = f"; last error: {p['last_error']}" if p["last_error"] else ""
-        print(f"  {p['org']}: {where}{last}{err}")
-    if evidence:
-        print(f"EVIDENCE of misbehaviour: {len(evidence)} record(s)")
-        for e in status["evidence"]:
-            print(f"  {e['detected_at']} {e['log_id']} ({e['kind']}) via {e['source']}: {e['detail']}")
-    return 0
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

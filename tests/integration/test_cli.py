@@ -622,7 +622,7 @@ def test_entry_point_error_has_no_traceback(tmp_path: Path) -> None:
 def test_pull_progress_estimates_the_total_from_batches_left() -> None:
     from tqdm import tqdm
 
-    from federation.cli import _PullEstimate
+    from federation._cli_net import _PullEstimate
     from federation.progress import Bar
 
     with tqdm(file=io.StringIO()) as raw:
