@@ -148,8 +148,6 @@ async def _demo(root: Path) -> int:
             for org in urls:
                 if org != reader.org:
                     _trust(reader, homes[org], url=urls[org], accept_push=(reader is a and org == NGO))
-        for service in (sa, sb, sn):
-            service.node.invalidate_trust()
 
         _say(f"\n4. The NGO pushes its signed log to {A} (no server of its own needed)")
         for line in await push_logs(ngo, session, A):

@@ -66,19 +66,10 @@ class Node:
         self._public: frozenset[str] = frozenset()
         self._listeners: frozenset[str] = frozenset()
         self.add_public_urls(self.config.server.public_urls)
-        self._trust: TrustStore | None = None
-        self._trust_version = -1
 
     def trust(self) -> TrustStore:
-        version = self.store.data_version()
-        if self._trust is None or version != self._trust_version:
-            self._trust = self.store.trust_store(self.signers)
-            self._trust_version = version
-        return self._trust
-
-    def invalidate_trust(self) -> None:
-        """Force a reload (after a change made through this node's own connections)."""
-        self._trust = None
+        """The trust store now (cached by the store until the database changes)."""
+        return self.store.trust_store(self.signers)
 
     @property
     def authorities(self) -> frozenset[str]:

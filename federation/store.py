@@ -126,6 +126,8 @@ class Store:
             conn.close()  # a refused store must not keep its file open
             raise
         self._log_names: dict[int, tuple[str, str]] = {}
+        # (data_version, own key ids) -> the trust store built then; see trust_store()
+        self._trust_cache: tuple[tuple[int, tuple[str, ...]], TrustStore] | None = None
 
     def close(self) -> None:
         self.conn.close()
@@ -485,6 +487,7 @@ class Store:
         verifiers = [_parse_peer_vkey(org, text) for text in vkeys]
         if not verifiers:
             raise ConfigError(f"peer {org}: at least one --key is needed")
+        self._trust_cache = None  # this connection's own edits do not move data_version
         with self.transaction():
             self.db["peers"].upsert(
                 {
@@ -503,6 +506,7 @@ class Store:
             )
 
     def remove_peer(self, org: str) -> None:
+        self._trust_cache = None  # this connection's own edits do not move data_version
         with self.transaction():
             found = self.conn.execute("DELETE FROM peers WHERE org = ?", (org,)).rowcount
             if not found:
@@ -514,12 +518,14 @@ class Store:
     def grant(self, reader: str, log_id: str) -> None:
         check_org(reader)
         parse_log_id(log_id)
+        self._trust_cache = None  # this connection's own edits do not move data_version
         with self.transaction():
             self.conn.execute(
                 "INSERT OR IGNORE INTO grants (reader, log_id) VALUES (?, ?)", (reader, log_id)
             )
 
     def revoke(self, reader: str, log_id: str) -> None:
+        self._trust_cache = None  # this connection's own edits do not move data_version
         with self.transaction():
             found = self.conn.execute(
                 "DELETE FROM grants WHERE reader = ? AND log_id = ?", (reader, log_id)
@@ -528,7 +534,21 @@ class Store:
                 raise ConfigError(f"{reader} has no grant for {log_id}")
 
     def trust_store(self, own: Sequence[Signer] = ()) -> TrustStore:
-        """The trust store as configured now, with this node's own keys for its org."""
+        """The trust store as configured now, with this node's own keys for its org.
+
+        Built once and kept until the database changes: another connection committed (a
+        ``hashfed peer add``/``grant``/``revoke`` from outside, seen through
+        ``PRAGMA data_version``) or this connection edited peers or grants. So every
+        request and every log of a pull may ask for it, and a change still applies at once.
+        """
+        key = (self.data_version(), tuple(signer.key_id for signer in own))
+        if self._trust_cache is not None and self._trust_cache[0] == key:
+            return self._trust_cache[1]
+        trust = self._build_trust_store(own)
+        self._trust_cache = (key, trust)
+        return trust
+
+    def _build_trust_store(self, own: Sequence[Signer]) -> TrustStore:
         keys: dict[str, list[Verifier]] = {}
         for org, vkey in self.conn.execute("SELECT org, vkey FROM peer_keys ORDER BY org, vkey"):
             keys.setdefault(org, []).append(Verifier.from_vkey(vkey))

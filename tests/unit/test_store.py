@@ -583,3 +583,19 @@ def test_evidence_is_kept_once(store: Store) -> None:
         (b"two", "http://x", "t1"),
         (b"three", "http://y", "t3"),
     ]
+
+
+def test_trust_store_is_kept_until_the_database_changes(store: Store, path: Path) -> None:
+    """Built once per change, not once per request or per log; a change from this
+    connection or from another one (the CLI) applies at the next call."""
+    from keys import Signer
+
+    peer = Signer.from_seed("b.example", bytes(32)).vkey()
+    first = store.trust_store()
+    assert store.trust_store() is first  # unchanged: the same object, no queries
+    store.add_peer("b.example", url=None, vkeys=[peer], accept_push=False, ca_file=None, now="x")
+    own_edit = store.trust_store()
+    assert own_edit is not first and own_edit.get("b.example") is not None
+    with Store(path) as other:  # as `hashfed grant` from another process does
+        other.grant("b.example", "a.example/default")
+    assert store.trust_store().may_read("b.example", "a.example/default")
