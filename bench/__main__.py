@@ -32,15 +32,15 @@ from pathlib import Path
 import aiohttp
 
 from bench.data import sample_rows, write_csv
-from federation.home import open_home
-from federation.rounds import pull_peer
+from hashfed.federation.home import open_home
+from hashfed.federation.rounds import pull_peer
 
 PUBLISHER, READER = "publisher.example", "reader.example"
 
 
 def hashfed(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "federation.cli", "--home", str(home), *args],
+        [sys.executable, "-m", "hashfed.federation.cli", "--home", str(home), *args],
         capture_output=True,
         text=True,
         check=check,
@@ -71,7 +71,7 @@ class Server:
 
     def __init__(self, home: Path, *extra: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "federation.cli", "--home", str(home), "serve",
+            [sys.executable, "-m", "hashfed.federation.cli", "--home", str(home), "serve",
              "--host", "127.0.0.1", "--port", "0", *extra],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from federation.cli import main
+from hashfed.federation.cli import main
 
 
 def peak_rss_bytes() -> int:

@@ -8,9 +8,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
-from protocol.batch import format_created
-from protocol.hashtypes import HASH_TYPES
-from protocol.names import check_collection
+from hashfed.protocol.batch import format_created
+from hashfed.protocol.hashtypes import HASH_TYPES
+from hashfed.protocol.names import check_collection
 
 from .home import Home, open_home
 

@@ -10,8 +10,8 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
-from keys.errors import ConfigError, HashfedError
-from protocol.names import check_org
+from hashfed.keys.errors import ConfigError, HashfedError
+from hashfed.protocol.names import check_org
 
 from ._cli_common import EXIT_ERROR, _load
 from .home import Home

@@ -8,9 +8,9 @@ import csv
 import json
 import sys
 
-from protocol.checkpoint import parse_checkpoint_body
-from protocol.hashtypes import normalise
-from protocol.note import parse_note
+from hashfed.protocol.checkpoint import parse_checkpoint_body
+from hashfed.protocol.hashtypes import normalise
+from hashfed.protocol.note import parse_note
 
 from ._cli_common import EXIT_NOT_FOUND, CliError, _hash_type, _load
 from .home import Home

@@ -20,8 +20,8 @@ import math
 
 from aiohttp import web
 
-from keys.errors import HashfedError
-from protocol.httpsig import (
+from hashfed.keys.errors import HashfedError
+from hashfed.protocol.httpsig import (
     RequestTarget,
     check_content_digest,
     normalise_authority,

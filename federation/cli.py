@@ -17,10 +17,10 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from keys.errors import ConfigError, HashfedError, ProtocolError
-from protocol.entries import Entry, normalise_labels
-from protocol.hashtypes import PDQ_MATCH_DISTANCE, normalise
-from protocol.names import check_collection, check_org, parse_log_id
+from hashfed.keys.errors import ConfigError, HashfedError, ProtocolError
+from hashfed.protocol.entries import Entry, normalise_labels
+from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE, normalise
+from hashfed.protocol.names import check_collection, check_org, parse_log_id
 
 from ._cli_common import (
     EXIT_ERROR,

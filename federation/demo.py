@@ -22,8 +22,8 @@ from pathlib import Path
 
 import aiohttp
 
-from protocol.batch import format_created
-from protocol.entries import Entry
+from hashfed.protocol.batch import format_created
+from hashfed.protocol.entries import Entry
 
 from .home import Home, init_home, open_home
 from .publisher import publish

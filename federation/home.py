@@ -15,10 +15,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from keys import Signer
-from keys.errors import ConfigError
-from keys.keyfile import load_signer, write_signer
-from protocol.names import check_org
+from hashfed.keys import Signer
+from hashfed.keys.errors import ConfigError
+from hashfed.keys.keyfile import load_signer, write_signer
+from hashfed.protocol.names import check_org
 
 from .config import NodeConfig, load_config, render_config
 from .store import Store

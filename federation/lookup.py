@@ -17,8 +17,8 @@ import hmac
 import orjson
 from aiohttp import web
 
-from keys.errors import ProtocolError
-from protocol.hashtypes import normalise
+from hashfed.keys.errors import ProtocolError
+from hashfed.protocol.hashtypes import normalise
 
 from .node import NODE, Node
 from .problems import Problem, problem_middleware

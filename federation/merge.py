@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from itertools import groupby
 from operator import itemgetter
 
-from protocol.entries import Entry
+from hashfed.protocol.entries import Entry
 
 LABEL_SEPARATOR = ";"  # no label can contain it (PROTOCOL §1)
 

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import web
 
-from keys import TrustStore
+from hashfed.keys import TrustStore
 
 from .guard import NonceCache, RateLimiter
 from .home import Home

@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from keys.errors import HashfedError, ProtocolError, StoreError, VerificationError
+from hashfed.keys.errors import HashfedError, ProtocolError, StoreError, VerificationError
 
 log = logging.getLogger(__name__)
 

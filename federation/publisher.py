@@ -13,18 +13,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from keys import Signer
-from protocol.batch import (
+from hashfed.keys import Signer
+from hashfed.protocol.batch import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
     Batch,
     encode_batch,
     format_created,
 )
-from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.entries import Entry
-from protocol.merkle import leaf_hash
-from protocol.names import make_log_id
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.merkle import leaf_hash
+from hashfed.protocol.names import make_log_id
 
 from .store import LogState, Store
 

@@ -39,23 +39,23 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from keys import TrustStore
-from keys.errors import (
+from hashfed.keys import TrustStore
+from hashfed.keys.errors import (
     EquivocationError,
     HashfedError,
     ProtocolError,
     VerificationError,
 )
-from protocol.checkpoint import (
+from hashfed.protocol.checkpoint import (
     Checkpoint,
     SignedCheckpoint,
     parse_checkpoint_body,
     verify_checkpoint,
 )
-from protocol.logview import Assessment, PageVerifier, VerifiedPage, assess
-from protocol.merkle import CompactRange, verify_consistency
-from protocol.names import make_log_id, parse_log_id
-from protocol.note import parse_note
+from hashfed.protocol.logview import Assessment, PageVerifier, VerifiedPage, assess
+from hashfed.protocol.merkle import CompactRange, verify_consistency
+from hashfed.protocol.names import make_log_id, parse_log_id
+from hashfed.protocol.note import parse_note
 
 from .rounds import timestamp
 from .store import LogState, Store, finish, run_write

@@ -25,19 +25,19 @@ import binascii
 
 from aiohttp import HttpVersion11, web
 
-from keys import TrustedOrg
-from keys.errors import HashfedError, ProtocolError, StoreError
-from protocol.batch import peek_index
-from protocol.checkpoint import (
+from hashfed.keys import TrustedOrg
+from hashfed.keys.errors import HashfedError, ProtocolError, StoreError
+from hashfed.protocol.batch import peek_index
+from hashfed.protocol.checkpoint import (
     Checkpoint,
     SignedCheckpoint,
     parse_checkpoint_body,
     verify_checkpoint,
 )
-from protocol.logview import PageVerifier, VerifiedPage
-from protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES, CompactRange
-from protocol.names import make_log_id, parse_log_id
-from protocol.note import parse_note
+from hashfed.protocol.logview import PageVerifier, VerifiedPage
+from hashfed.protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES, CompactRange
+from hashfed.protocol.names import make_log_id, parse_log_id
+from hashfed.protocol.note import parse_note
 
 from .auth import PEER, authenticate, read_signed_body
 from .node import NODE, Node

@@ -13,8 +13,8 @@ import time
 
 import aiohttp
 
-from keys.errors import ConfigError, ProtocolError, TransportError
-from protocol.merkle import consistency_proof
+from hashfed.keys.errors import ConfigError, ProtocolError, TransportError
+from hashfed.protocol.merkle import consistency_proof
 
 from .home import Home
 from .transport import HttpPeer

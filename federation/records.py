@@ -13,7 +13,7 @@ from itertools import groupby
 from operator import itemgetter
 from typing import NamedTuple
 
-from protocol.names import make_log_id
+from hashfed.protocol.names import make_log_id
 
 from .merge import LABEL_SEPARATOR
 

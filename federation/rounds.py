@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 
-from keys import Signer
-from keys.errors import ConfigError, HashfedError
-from protocol.batch import format_created
+from hashfed.keys import Signer
+from hashfed.keys.errors import ConfigError, HashfedError
+from hashfed.protocol.batch import format_created
 
 from .config import NodeConfig
 from .store import Store, run_write

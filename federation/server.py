@@ -14,9 +14,9 @@ import re
 
 from aiohttp import web
 
-from keys.errors import ProtocolError
-from protocol.merkle import consistency_proof, encode_proof, inclusion_proof
-from protocol.names import make_log_id, parse_log_id
+from hashfed.keys.errors import ProtocolError
+from hashfed.protocol.merkle import consistency_proof, encode_proof, inclusion_proof
+from hashfed.protocol.names import make_log_id, parse_log_id
 
 from .auth import PEER, auth_middleware
 from .node import NODE, Node

@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from keys.errors import ConfigError
+from hashfed.keys.errors import ConfigError
 
 from .home import Home
 from .lookup import create_lookup_app

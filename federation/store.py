@@ -29,13 +29,13 @@ from typing import TypeVar
 
 import sqlite_utils
 
-from keys import Signer, TrustedOrg, TrustStore, Verifier
-from keys.errors import ConfigError, ProtocolError, StoreError
-from protocol.batch import Batch
-from protocol.checkpoint import Checkpoint
-from protocol.entries import Entry, check_entries
-from protocol.merkle import EMPTY_ROOT, CompactRange, root_hash
-from protocol.names import check_collection, check_org, make_log_id, parse_log_id
+from hashfed.keys import Signer, TrustedOrg, TrustStore, Verifier
+from hashfed.keys.errors import ConfigError, ProtocolError, StoreError
+from hashfed.protocol.batch import Batch
+from hashfed.protocol.checkpoint import Checkpoint
+from hashfed.protocol.entries import Entry, check_entries
+from hashfed.protocol.merkle import EMPTY_ROOT, CompactRange, root_hash
+from hashfed.protocol.names import check_collection, check_org, make_log_id, parse_log_id
 
 from . import merge
 from ._schema import MIGRATIONS

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from keys.errors import HashfedError
+from hashfed.keys.errors import HashfedError
 
 from .config import PullConfig
 from .node import Node

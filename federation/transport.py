@@ -19,11 +19,11 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 from yarl import URL
 
-from keys import Signer
-from keys.errors import ProtocolError, TransportError
-from protocol.batch import MAX_BATCH_BYTES
-from protocol.httpsig import RequestTarget, new_nonce, sign_request
-from protocol.merkle import decode_proof
+from hashfed.keys import Signer
+from hashfed.keys.errors import ProtocolError, TransportError
+from hashfed.protocol.batch import MAX_BATCH_BYTES
+from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
+from hashfed.protocol.merkle import decode_proof
 
 from .node import authority_of
 

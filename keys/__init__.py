@@ -1,7 +1,7 @@
 """Identities: Ed25519 signers and verifiers, vkeys, key files, the trust store."""
 
-from keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
-from keys.errors import (
+from hashfed.keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
+from hashfed.keys.errors import (
     ConfigError,
     EquivocationError,
     HashfedError,
@@ -11,9 +11,9 @@ from keys.errors import (
     TransportError,
     VerificationError,
 )
-from keys.keyfile import load_signer, write_signer
-from keys.trust import TrustedOrg, TrustStore
-from keys.vkey import is_org_id, key_hash
+from hashfed.keys.keyfile import load_signer, write_signer
+from hashfed.keys.trust import TrustedOrg, TrustStore
+from hashfed.keys.vkey import is_org_id, key_hash
 
 __all__ = [
     "SIGNATURE_BYTES",

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from keys.errors import ConfigError, ProtocolError, VerificationError
-from keys.vkey import ED25519_KEY_BYTES, format_vkey, is_org_id, key_hash, parse_vkey
+from hashfed.keys.errors import ConfigError, ProtocolError, VerificationError
+from hashfed.keys.vkey import ED25519_KEY_BYTES, format_vkey, is_org_id, key_hash, parse_vkey
 
 SIGNATURE_BYTES = 64
 """Length of an Ed25519 signature."""

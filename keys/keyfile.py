@@ -15,9 +15,9 @@ import contextlib
 import os
 import stat
 
-from keys.ed25519 import Signer
-from keys.errors import KeyFileError, ProtocolError
-from keys.vkey import format_signer_key, parse_signer_key
+from hashfed.keys.ed25519 import Signer
+from hashfed.keys.errors import KeyFileError, ProtocolError
+from hashfed.keys.vkey import format_signer_key, parse_signer_key
 
 MAX_KEY_FILE_BYTES = 1024
 """A signer key line is about 100 bytes; anything much longer is not a key file."""

@@ -10,9 +10,9 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from keys.ed25519 import Verifier
-from keys.errors import ConfigError
-from keys.vkey import is_org_id
+from hashfed.keys.ed25519 import Verifier
+from hashfed.keys.errors import ConfigError
+from hashfed.keys.vkey import is_org_id
 
 # A log id is "<org>/<collection>" (PROTOCOL §1); the org part is checked with is_org_id.
 _COLLECTION = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")

@@ -19,7 +19,7 @@ import binascii
 import hashlib
 import re
 
-from keys.errors import ProtocolError
+from hashfed.keys.errors import ProtocolError
 
 ALG_ED25519 = 0x01
 """The signature type byte of Ed25519 in C2SP signed-note."""

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
-from keys.errors import ProtocolError
-from protocol.names import show
+from hashfed.keys.errors import ProtocolError
+from hashfed.protocol.names import show
 
 
 @dataclass(frozen=True)

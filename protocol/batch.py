@@ -36,15 +36,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
 from typing import Final, NoReturn
 
-from keys.errors import ProtocolError, VerificationError
-from protocol.entries import (
+from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.protocol.entries import (
     Entry,
     check_entries,
     check_known_types,
     decode_entries,
     entries_json,
 )
-from protocol.names import check_collection, check_org, keys_difference, show
+from hashfed.protocol.names import check_collection, check_org, keys_difference, show
 
 MAX_BATCH_ENTRIES: Final = 10_000
 MAX_BATCH_BYTES: Final = 4 * 1024 * 1024

@@ -18,10 +18,10 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keys.ed25519 import Signer, Verifier
-from keys.errors import ConfigError, ProtocolError, VerificationError
-from protocol.names import parse_log_id
-from protocol.note import parse_note, sign_note, verify_note
+from hashfed.keys.ed25519 import Signer, Verifier
+from hashfed.keys.errors import ConfigError, ProtocolError, VerificationError
+from hashfed.protocol.names import parse_log_id
+from hashfed.protocol.note import parse_note, sign_note, verify_note
 
 ROOT_BYTES = 32
 """Length of a SHA-256 root hash."""

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Final
 
-from keys.errors import ProtocolError, VerificationError
-from protocol.names import show
+from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.protocol.names import show
 
 PDQ_MATCH_DISTANCE: Final = 31
 """Default PDQ match threshold: Hamming distance at most this many bits."""

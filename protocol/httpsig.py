@@ -58,10 +58,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
-from keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
-from keys.errors import ProtocolError, VerificationError
-from protocol import _sfv as sfv
-from protocol.names import show
+from hashfed.keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
+from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.protocol import _sfv as sfv
+from hashfed.protocol.names import show
 
 __all__ = [
     "LABEL",

@@ -16,7 +16,7 @@ import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from keys.errors import EquivocationError, VerificationError
+from hashfed.keys.errors import EquivocationError, VerificationError
 
 from .batch import Batch, decode_batch
 from .checkpoint import Checkpoint

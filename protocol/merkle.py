@@ -37,7 +37,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from keys.errors import ProtocolError, VerificationError
+from hashfed.keys.errors import ProtocolError, VerificationError
 
 HASH_SIZE = 32
 """Bytes in every hash: leaf, node, root and proof element."""

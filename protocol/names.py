@@ -14,7 +14,7 @@ import re
 from collections.abc import Set
 from typing import Final
 
-from keys.errors import ProtocolError
+from hashfed.keys.errors import ProtocolError
 
 ORG_RE: Final = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,61}[a-z0-9])?")
 COLLECTION_RE: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")

@@ -33,8 +33,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from keys.ed25519 import Signer, Verifier
-from keys.errors import ConfigError, ProtocolError, VerificationError
+from hashfed.keys.ed25519 import Signer, Verifier
+from hashfed.keys.errors import ConfigError, ProtocolError, VerificationError
 
 MAX_NOTE_BYTES = 128 * 1024
 """Cap on a whole note: room for C2SP's required 16 signatures even of post-quantum size."""

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from federation.home import Home, init_home, open_home
-from federation.service import NodeService
+from hashfed.federation.home import Home, init_home, open_home
+from hashfed.federation.service import NodeService
 
 
 @pytest.fixture

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import aiohttp
 
-from federation.home import Home
-from federation.publisher import publish
-from federation.puller import LogResult, Puller
-from federation.store import Store
-from federation.transport import HttpPeer
-from protocol.entries import Entry
+from hashfed.federation.home import Home
+from hashfed.federation.publisher import publish
+from hashfed.federation.puller import LogResult, Puller
+from hashfed.federation.store import Store
+from hashfed.federation.transport import HttpPeer
+from hashfed.protocol.entries import Entry
 
 FIXED_NOW = datetime(2026, 11, 26, 2, 19, 41, tzinfo=UTC)
 
@@ -93,7 +93,7 @@ def configure(home: Home, **sections: dict[str, object]) -> Home:
     defaults) and return the home reopened: ``configure(h, limits={"max_body_bytes": 4096})``."""
     import json
 
-    from federation.home import CONFIG_FILE, open_home
+    from hashfed.federation.home import CONFIG_FILE, open_home
 
     lines = [f"org = {json.dumps(home.org)}"]
     for section, values in sections.items():
@@ -127,8 +127,8 @@ def sign_for(
     """The RFC 9421 headers (and Content-Digest) of one request to the node at ``url``."""
     import os
 
-    from federation.node import authority_of
-    from protocol.httpsig import RequestTarget, new_nonce, sign_request
+    from hashfed.federation.node import authority_of
+    from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
 
     target = RequestTarget(method, authority_of(url), path, query)
     return sign_request(

@@ -18,13 +18,13 @@ from collections.abc import Awaitable, Callable
 import aiohttp
 import pytest
 
-from federation.cli import main as cli
-from federation.home import Home, add_key
-from federation.node import Node
-from federation.service import NodeService
-from keys import Signer
-from protocol.entries import Entry
-from protocol.httpsig import content_digest
+from hashfed.federation.cli import main as cli
+from hashfed.federation.home import Home, add_key
+from hashfed.federation.node import Node
+from hashfed.federation.service import NodeService
+from hashfed.keys import Signer
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.httpsig import content_digest
 from tests.helpers import (
     FakeClock,
     Reply,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from federation.cli import main
-from federation.home import CONFIG_FILE, DB_FILE, KEYS_DIR, open_home
-from federation.progress import progress_bar
-from keys import Signer, Verifier
+from hashfed.federation.cli import main
+from hashfed.federation.home import CONFIG_FILE, DB_FILE, KEYS_DIR, open_home
+from hashfed.federation.progress import progress_bar
+from hashfed.keys import Signer, Verifier
 from tests.helpers import db_snapshot, md5, sha256
 
 ORG = "a.example"
@@ -569,12 +569,12 @@ def run(
 def test_python_dash_m(tmp_path: Path) -> None:
     home = tmp_path / "node"
     done = run(
-        [sys.executable, "-m", "federation.cli", "--home", str(home), "init", "--org", ORG], cwd=tmp_path
+        [sys.executable, "-m", "hashfed.federation.cli", "--home", str(home), "init", "--org", ORG], cwd=tmp_path
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert [s.vkey() for s in open_home(home).signers] == [done.stdout.strip()]
     done = run(
-        [sys.executable, "-m", "federation.cli", "--home", str(home), "init", "--org", ORG], cwd=tmp_path
+        [sys.executable, "-m", "hashfed.federation.cli", "--home", str(home), "init", "--org", ORG], cwd=tmp_path
     )
     assert (done.returncode, done.stdout) == (2, "")
     assert done.stderr.startswith("hashfed: error: ") and done.stderr.count("\n") == 1
@@ -622,8 +622,8 @@ def test_entry_point_error_has_no_traceback(tmp_path: Path) -> None:
 def test_pull_progress_estimates_the_total_from_batches_left() -> None:
     from tqdm import tqdm
 
-    from federation._cli_net import _PullEstimate
-    from federation.progress import Bar
+    from hashfed.federation._cli_net import _PullEstimate
+    from hashfed.federation.progress import Bar
 
     with tqdm(file=io.StringIO()) as raw:
         estimate = _PullEstimate(Bar(raw))

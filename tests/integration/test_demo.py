@@ -6,7 +6,7 @@ import sys
 
 def test_demo_runs_and_lists_are_identical():
     done = subprocess.run(
-        [sys.executable, "-m", "federation.cli", "demo"],
+        [sys.executable, "-m", "hashfed.federation.cli", "demo"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -17,16 +17,16 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from federation.home import Home, init_home, open_home
-from federation.puller import LogResult, Puller
-from federation.service import NodeService
-from federation.store import Store
-from federation.transport import HttpPeer
-from keys import Signer, TransportError, VerificationError
-from protocol.checkpoint import Checkpoint
-from protocol.entries import Entry
-from protocol.merkle import leaf_hash
-from protocol.note import sign_note
+from hashfed.federation.home import Home, init_home, open_home
+from hashfed.federation.puller import LogResult, Puller
+from hashfed.federation.service import NodeService
+from hashfed.federation.store import Store
+from hashfed.federation.transport import HttpPeer
+from hashfed.keys import Signer, TransportError, VerificationError
+from hashfed.protocol.checkpoint import Checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.merkle import leaf_hash
+from hashfed.protocol.note import sign_note
 from tests.helpers import (
     md5,
     merged_list,

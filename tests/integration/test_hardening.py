@@ -20,12 +20,12 @@ from typing import Self
 import aiohttp
 import pytest
 
-from federation.home import Home
-from federation.node import Node
-from federation.service import NodeService
-from protocol import merkle
-from protocol.checkpoint import verify_checkpoint
-from protocol.entries import Entry
+from hashfed.federation.home import Home
+from hashfed.federation.node import Node
+from hashfed.federation.service import NodeService
+from hashfed.protocol import merkle
+from hashfed.protocol.checkpoint import verify_checkpoint
+from hashfed.protocol.entries import Entry
 from tests.helpers import (
     FakeClock,
     Reply,
@@ -305,7 +305,7 @@ async def test_client_gone_mid_body_is_not_an_internal_error(homes, start_node, 
     a, c, body = _ngo_and_host(homes, {})
     service = await start_node(a)
     before = snapshot(a)
-    caplog.set_level(logging.DEBUG, logger="federation.problems")
+    caplog.set_level(logging.DEBUG, logger="hashfed.federation.problems")
     _, writer = await _open(service)
     writer.write(_signed_push_head(service, c, body) + body[:10])  # then hang up
     await writer.drain()

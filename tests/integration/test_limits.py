@@ -12,10 +12,10 @@ import time
 import aiohttp
 import pytest
 
-from federation.home import Home
-from federation.node import Node
-from federation.service import NodeService
-from protocol.entries import Entry
+from hashfed.federation.home import Home
+from hashfed.federation.node import Node
+from hashfed.federation.service import NodeService
+from hashfed.protocol.entries import Entry
 from tests.helpers import (
     FakeClock,
     Reply,

@@ -14,9 +14,9 @@ import json
 import aiohttp
 import pytest
 
-from federation.home import Home
-from federation.lookup import MAX_LOOKUP_HASHES
-from protocol.entries import Entry
+from hashfed.federation.home import Home
+from hashfed.federation.lookup import MAX_LOOKUP_HASHES
+from hashfed.protocol.entries import Entry
 from tests.helpers import (
     Reply,
     assert_problem,

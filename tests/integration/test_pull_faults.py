@@ -23,22 +23,22 @@ from dataclasses import dataclass
 import aiohttp
 import pytest
 
-from federation.cli import main as cli_main
-from federation.home import Home
-from federation.puller import MAX_LISTING, LogResult, Puller
-from federation.service import NodeService
-from federation.store import Store
-from federation.transport import HttpPeer
-from keys import (
+from hashfed.federation.cli import main as cli_main
+from hashfed.federation.home import Home
+from hashfed.federation.puller import MAX_LISTING, LogResult, Puller
+from hashfed.federation.service import NodeService
+from hashfed.federation.store import Store
+from hashfed.federation.transport import HttpPeer
+from hashfed.keys import (
     EquivocationError,
     ProtocolError,
     Signer,
     TransportError,
     VerificationError,
 )
-from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.entries import Entry
-from protocol.merkle import consistency_proof, leaf_hash, root_hash
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.merkle import consistency_proof, leaf_hash, root_hash
 from tests.helpers import md5, merged_list, pdq, snapshot, stage_and_publish, wait_until
 
 ACME = "acme.example"

@@ -18,12 +18,12 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from federation.home import Home
-from federation.rounds import pull_peer, timestamp
-from federation.service import NodeService
-from federation.transport import HttpPeer
-from keys import ProtocolError, Signer, TransportError
-from protocol.entries import Entry
+from hashfed.federation.home import Home
+from hashfed.federation.rounds import pull_peer, timestamp
+from hashfed.federation.service import NodeService
+from hashfed.federation.transport import HttpPeer
+from hashfed.keys import ProtocolError, Signer, TransportError
+from hashfed.protocol.entries import Entry
 from tests.helpers import (
     PROBLEM_TABLES,
     FakeClock,
@@ -211,8 +211,8 @@ async def test_the_node_answers_while_a_round_waits_for_the_write_lock(
 
 
 async def test_a_ca_file_gone_since_peer_add_is_the_rounds_recorded_error(make_home, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from federation.rounds import pull_peer
-    from keys.errors import TransportError
+    from hashfed.federation.rounds import pull_peer
+    from hashfed.keys.errors import TransportError
 
     a, b = make_home("a.example"), make_home("b.example")
     with b.open_store() as store:

@@ -18,16 +18,16 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from federation.cli import main as cli
-from federation.home import Home, open_home
-from federation.pusher import push_logs
-from federation.service import NodeService
-from federation.transport import HttpPeer
-from keys import Signer
-from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.entries import Entry
-from protocol.merkle import consistency_proof, leaf_hash, root_hash
-from protocol.note import sign_note
+from hashfed.federation.cli import main as cli
+from hashfed.federation.home import Home, open_home
+from hashfed.federation.pusher import push_logs
+from hashfed.federation.service import NodeService
+from hashfed.federation.transport import HttpPeer
+from hashfed.keys import Signer
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.merkle import consistency_proof, leaf_hash, root_hash
+from hashfed.protocol.note import sign_note
 from tests.helpers import (
     assert_problem,
     configure,

@@ -8,13 +8,13 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from federation.cli import main as cli
-from federation.home import Home, open_home
-from keys import Signer
-from keys.errors import VerificationError
-from protocol.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from protocol.entries import Entry
-from protocol.note import parse_note
+from hashfed.federation.cli import main as cli
+from hashfed.federation.home import Home, open_home
+from hashfed.keys import Signer
+from hashfed.keys.errors import VerificationError
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.note import parse_note
 from tests.helpers import (
     assert_problem,
     connect,

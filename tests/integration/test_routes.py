@@ -16,15 +16,15 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from federation.home import Home, init_home, open_home
-from federation.service import NodeService
-from federation.transport import HttpPeer
-from keys import Signer
-from keys.errors import ProtocolError
-from protocol.checkpoint import Checkpoint, verify_checkpoint
-from protocol.entries import Entry
-from protocol.httpsig import RequestTarget
-from protocol.merkle import (
+from hashfed.federation.home import Home, init_home, open_home
+from hashfed.federation.service import NodeService
+from hashfed.federation.transport import HttpPeer
+from hashfed.keys import Signer
+from hashfed.keys.errors import ProtocolError
+from hashfed.protocol.checkpoint import Checkpoint, verify_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.httpsig import RequestTarget
+from hashfed.protocol.merkle import (
     consistency_proof,
     decode_proof,
     leaf_hash,

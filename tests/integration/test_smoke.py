@@ -1,6 +1,6 @@
 """A first end-to-end check: publish on A, pull on B over signed HTTP, same record."""
 
-from protocol.entries import Entry
+from hashfed.protocol.entries import Entry
 from tests.helpers import connect, md5, merged_list, pull_from, stage_and_publish
 
 

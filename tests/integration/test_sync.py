@@ -16,14 +16,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import aiohttp
 import pytest
 
-from federation.config import PullConfig
-from federation.home import Home
-from federation.puller import LogResult
-from federation.service import NodeService
-from federation.store import PeerStatus
-from federation.sync import SyncScheduler, failures_after, next_delay
-from keys import Signer
-from protocol.entries import Entry
+from hashfed.federation.config import PullConfig
+from hashfed.federation.home import Home
+from hashfed.federation.puller import LogResult
+from hashfed.federation.service import NodeService
+from hashfed.federation.store import PeerStatus
+from hashfed.federation.sync import SyncScheduler, failures_after, next_delay
+from hashfed.keys import Signer
+from hashfed.protocol.entries import Entry
 from tests.helpers import (
     configure,
     connect,

@@ -21,11 +21,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from federation.cli import main as cli
-from federation.home import Home
-from federation.transport import HttpPeer, make_ssl_context
-from keys.errors import TransportError
-from protocol.entries import Entry
+from hashfed.federation.cli import main as cli
+from hashfed.federation.home import Home
+from hashfed.federation.transport import HttpPeer, make_ssl_context
+from hashfed.keys.errors import TransportError
+from hashfed.protocol.entries import Entry
 from tests.helpers import (
     assert_problem,
     configure,

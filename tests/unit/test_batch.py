@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from keys.errors import HashfedError, ProtocolError, VerificationError
-from protocol.batch import (
+from hashfed.keys.errors import HashfedError, ProtocolError, VerificationError
+from hashfed.protocol.batch import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
     MAX_INDEX,
@@ -21,9 +21,9 @@ from protocol.batch import (
     parse_created,
     peek_index,
 )
-from protocol.entries import MAX_LABELS, OPINIONS, OPS, Entry
-from protocol.hashtypes import HASH_TYPES
-from protocol.names import COLLECTION_RE, LABEL_RE, ORG_RE
+from hashfed.protocol.entries import MAX_LABELS, OPINIONS, OPS, Entry
+from hashfed.protocol.hashtypes import HASH_TYPES
+from hashfed.protocol.names import COLLECTION_RE, LABEL_RE, ORG_RE
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import ConfigError, ProtocolError, Signer, VerificationError
-from protocol.checkpoint import (
+from hashfed.keys import ConfigError, ProtocolError, Signer, VerificationError
+from hashfed.protocol.checkpoint import (
     MAX_TREE_SIZE,
     Checkpoint,
     SignedCheckpoint,
@@ -18,7 +18,7 @@ from protocol.checkpoint import (
     sign_checkpoint,
     verify_checkpoint,
 )
-from protocol.note import add_signatures, sign_note
+from hashfed.protocol.note import add_signatures, sign_note
 
 ACME = Signer.from_seed("acme.example", bytes(range(32)))
 ACME_NEW = Signer.from_seed("acme.example", bytes(range(1, 33)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from federation.config import (
+from hashfed.federation.config import (
     LimitsConfig,
     NodeConfig,
     PullConfig,
@@ -19,7 +19,7 @@ from federation.config import (
     load_config,
     render_config,
 )
-from federation.home import (
+from hashfed.federation.home import (
     CONFIG_FILE,
     DB_FILE,
     KEYS_DIR,
@@ -28,9 +28,9 @@ from federation.home import (
     open_home,
     remove_key,
 )
-from keys import Signer
-from keys.errors import ConfigError, KeyFileError, ProtocolError, StoreError
-from keys.keyfile import write_signer
+from hashfed.keys import Signer
+from hashfed.keys.errors import ConfigError, KeyFileError, ProtocolError, StoreError
+from hashfed.keys.keyfile import write_signer
 from tests.helpers import db_snapshot
 
 

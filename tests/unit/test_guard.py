@@ -14,8 +14,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from federation.config import LimitsConfig
-from federation.guard import (
+from hashfed.federation.config import LimitsConfig
+from hashfed.federation.guard import (
     NonceCache,
     NonceCapacityError,
     RateLimiter,

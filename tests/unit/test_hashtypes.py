@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.errors import ProtocolError, VerificationError
-from protocol.hashtypes import (
+from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.protocol.hashtypes import (
     HASH_TYPES,
     PDQ_MATCH_DISTANCE,
     HashType,

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from keys import ConfigError, KeyFileError, Signer, load_signer, write_signer
-from keys.keyfile import MAX_KEY_FILE_BYTES
+from hashfed.keys import ConfigError, KeyFileError, Signer, load_signer, write_signer
+from hashfed.keys.keyfile import MAX_KEY_FILE_BYTES
 
 SEED = bytes(range(32))
 ORG = "acme.example"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import keys
-from keys import (
+from hashfed import keys
+from hashfed.keys import (
     ConfigError,
     ProtocolError,
     Signer,
@@ -19,7 +19,7 @@ from keys import (
     Verifier,
     key_hash,
 )
-from keys.vkey import parse_signer_key
+from hashfed.keys.vkey import parse_signer_key
 
 SEED = bytes(range(32))
 ORG = "acme.example"
@@ -243,7 +243,7 @@ def test_malformed_vkey_is_a_protocol_error(text: str) -> None:
 
 
 def test_signer_key_text_parses_back_to_its_seed() -> None:
-    from keys.vkey import format_signer_key
+    from hashfed.keys.vkey import format_signer_key
 
     text = format_signer_key(ORG, SEED, PUBLIC_KEY)
     assert text == "PRIVATE+KEY+acme.example+6148f0f7+" + base64.b64encode(b"\x01" + SEED).decode()

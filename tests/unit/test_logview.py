@@ -15,12 +15,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import EquivocationError, ProtocolError, Signer, VerificationError
-from protocol.batch import Batch, encode_batch
-from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.entries import Entry
-from protocol.logview import Assessment, PageVerifier, assess
-from protocol.merkle import (
+from hashfed.keys import EquivocationError, ProtocolError, Signer, VerificationError
+from hashfed.protocol.batch import Batch, encode_batch
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.logview import Assessment, PageVerifier, assess
+from hashfed.protocol.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from federation import merge
-from federation.store import Store
-from protocol.entries import Entry
-from protocol.names import parse_log_id
+from hashfed.federation import merge
+from hashfed.federation.store import Store
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.names import parse_log_id
 from tests.helpers import md5, pdq, sha256
 
 A = "a.example/default"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from keys.errors import ProtocolError
-from protocol.names import (
+from hashfed.keys.errors import ProtocolError
+from hashfed.protocol.names import (
     COLLECTION_RE,
     LABEL_RE,
     ORG_RE,

@@ -13,8 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from keys import ConfigError, ProtocolError, Signer, VerificationError
-from protocol.note import (
+from hashfed.keys import ConfigError, ProtocolError, Signer, VerificationError
+from hashfed.protocol.note import (
     MAX_NOTE_BYTES,
     MAX_SIGNATURES,
     Note,

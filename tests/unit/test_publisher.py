@@ -11,21 +11,21 @@ from collections.abc import Sequence
 
 import pytest
 
-from federation.home import Home, add_key, open_home
-from federation.publisher import _store_next_page, chunk_entries, publish
-from federation.store import Store
-from keys import Signer
-from keys.errors import StoreError, VerificationError
-from protocol.batch import (
+from hashfed.federation.home import Home, add_key, open_home
+from hashfed.federation.publisher import _store_next_page, chunk_entries, publish
+from hashfed.federation.store import Store
+from hashfed.keys import Signer
+from hashfed.keys.errors import StoreError, VerificationError
+from hashfed.protocol.batch import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
     MAX_INDEX,
     decode_batch,
     encode_batch,
 )
-from protocol.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
-from protocol.entries import Entry
-from protocol.merkle import leaf_hash, root_hash
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint, verify_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.merkle import leaf_hash, root_hash
 from tests.helpers import FIXED_NOW, db_snapshot, md5
 
 ORG = "a.example"

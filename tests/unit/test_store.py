@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from federation import store as store_module
-from federation._schema import MIGRATIONS
-from federation.store import Store
-from keys import Signer
-from keys.errors import ConfigError, ProtocolError, StoreError
-from protocol.batch import Batch, decode_batch, encode_batch
-from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.entries import Entry
-from protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash, root_hash
+from hashfed.federation import store as store_module
+from hashfed.federation._schema import MIGRATIONS
+from hashfed.federation.store import Store
+from hashfed.keys import Signer
+from hashfed.keys.errors import ConfigError, ProtocolError, StoreError
+from hashfed.protocol.batch import Batch, decode_batch, encode_batch
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash, root_hash
 from tests.helpers import FIXED_NOW, db_snapshot, md5
 
 ORG = "a.example"
@@ -588,7 +588,7 @@ def test_evidence_is_kept_once(store: Store) -> None:
 def test_trust_store_is_kept_until_the_database_changes(store: Store, path: Path) -> None:
     """Built once per change, not once per request or per log; a change from this
     connection or from another one (the CLI) applies at the next call."""
-    from keys import Signer
+    from hashfed.keys import Signer
 
     peer = Signer.from_seed("b.example", bytes(32)).vkey()
     first = store.trust_store()

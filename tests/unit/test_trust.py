@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from keys import ConfigError, Signer, TrustedOrg, TrustStore, Verifier
+from hashfed.keys import ConfigError, Signer, TrustedOrg, TrustStore, Verifier
 
 ACME_OLD = Signer.from_seed("acme.example", bytes(range(32))).verifier()
 ACME_NEW = Signer.from_seed("acme.example", bytes(range(1, 33))).verifier()

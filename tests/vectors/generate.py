@@ -21,12 +21,12 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from keys import Signer
-from protocol.batch import encode_batch
-from protocol.checkpoint import Checkpoint, sign_checkpoint
-from protocol.entries import Entry
-from protocol.httpsig import RequestTarget, new_nonce, sign_request
-from protocol.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
+from hashfed.keys import Signer
+from hashfed.protocol.batch import encode_batch
+from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
+from hashfed.protocol.entries import Entry
+from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
+from hashfed.protocol.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
 
 HERE = Path(__file__).resolve().parent / "hashfed"
 ORG = "acme.example"

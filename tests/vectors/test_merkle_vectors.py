@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from keys.errors import VerificationError
-from protocol.merkle import (
+from hashfed.keys.errors import VerificationError
+from hashfed.protocol.merkle import (
     HASH_SIZE,
     consistency_proof,
     decode_proof,

@@ -1,0 +1,50 @@
+"""Records of the merged list (PROTOCOL §8), as values: what a node answers about a hash.
+
+A record gathers every log's say on one (type, value): it is active while any log's ``add``
+is active; its labels are the union of the active adds' labels; its contributors are the
+logs with an active add; its opinions are every log's opinion. How records are read from a
+store is the merged list's business (``hashfed.federation.merged``); how they are written
+out is the formats' (``hashfed.formats``). Both share these types.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Contributor(NamedTuple):
+    org: str
+    collection: str
+    labels: tuple[str, ...]
+
+
+class OpinionOf(NamedTuple):
+    org: str
+    collection: str
+    opinion: str
+
+
+class Record(NamedTuple):
+    type: str
+    value: str
+    active: bool
+    labels: tuple[str, ...]
+    contributors: tuple[Contributor, ...]
+    opinions: tuple[OpinionOf, ...]
+
+    def to_json_obj(self) -> dict:
+        """The record as ``lookup --json`` and the lookup API print it."""
+        return {
+            "type": self.type,
+            "value": self.value,
+            "active": self.active,
+            "labels": list(self.labels),
+            "contributors": [
+                {"org": c.org, "collection": c.collection, "labels": list(c.labels)}
+                for c in self.contributors
+            ],
+            "opinions": [
+                {"org": o.org, "collection": o.collection, "opinion": o.opinion}
+                for o in self.opinions
+            ],
+        }
