@@ -33,7 +33,7 @@ import aiohttp
 
 from bench.data import sample_rows, write_csv
 from hashfed.federation.home import open_home
-from hashfed.federation.rounds import pull_peer
+from hashfed.federation.sync.rounds import pull_peer
 
 PUBLISHER, READER = "publisher.example", "reader.example"
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from hashfed.keys.errors import ConfigError
-from hashfed.protocol.names import check_collection, check_org
+from hashfed.keys.names import check_collection, check_org
 
 # strict: TOML has real types, so `port = "8470"` or `local_port = true` is a mistake to
 # report, never a value to coerce (lax pydantic would make `true` port 1).

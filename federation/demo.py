@@ -22,14 +22,13 @@ from pathlib import Path
 
 import aiohttp
 
+from hashfed.federation.home import Home, init_home, open_home
+from hashfed.federation.http.service import NodeService
+from hashfed.federation.publish import publish
+from hashfed.federation.sync.pusher import push_logs
+from hashfed.federation.sync.rounds import pull_peer
 from hashfed.protocol.batch import format_created
 from hashfed.protocol.entries import Entry
-
-from .home import Home, init_home, open_home
-from .publisher import publish
-from .pusher import push_logs
-from .rounds import pull_peer
-from .service import NodeService
 
 A, B, NGO = "member-a.example", "member-b.example", "ngo.example"
 
@@ -52,7 +51,7 @@ def _say(text: str = "") -> None:
 
 def _stage(home: Home, entries: list[Entry]) -> None:
     with home.open_store() as store, store.transaction():
-        store.stage(home.config.default_collection, entries)
+        store.staging.stage(home.config.default_collection, entries)
 
 
 def _publish(home: Home) -> None:
@@ -65,7 +64,7 @@ def _publish(home: Home) -> None:
 
 def _trust(reader: Home, org_home: Home, *, url: str | None = None, accept_push: bool = False) -> None:
     with reader.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             org_home.org,
             url=url,
             vkeys=[s.vkey() for s in org_home.signers],
@@ -77,12 +76,12 @@ def _trust(reader: Home, org_home: Home, *, url: str | None = None, accept_push:
 
 def _grant(home: Home, reader: str, log_id: str) -> None:
     with home.open_store() as store:
-        store.grant(reader, log_id)
+        store.peers.grant(reader, log_id)
 
 
 def _show(home: Home) -> list[dict]:
     with home.open_store() as store:
-        records = [r.to_json_obj() for r in store.records(active_only=False)]
+        records = [r.to_json_obj() for r in store.merged.records(active_only=False)]
     _say(f"  {home.org}: {sum(r['active'] for r in records)} active records")
     for r in records:
         who = ", ".join(f"{c['org']}" for c in r["contributors"]) or "no active contribution"
@@ -165,7 +164,7 @@ async def _demo(root: Path) -> int:
         _say("\n6. The merged list on every node: who vouched, labels, retractions, opinions")
         lists = {home.org: _show(home) for home in (a, b, ngo)}
         with b.open_store() as store:
-            gone = store.lookup("md5", _md5("typo"))
+            gone = store.merged.lookup("md5", _md5("typo"))
         _say(f"  the hash {A} retracted: {'still listed' if gone else 'gone from every list'}")
 
     digests = {

@@ -15,13 +15,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from hashfed.federation.config import NodeConfig, load_config, render_config
+from hashfed.federation.store import Store
 from hashfed.keys import Signer
 from hashfed.keys.errors import ConfigError
 from hashfed.keys.keyfile import load_signer, write_signer
-from hashfed.protocol.names import check_org
-
-from .config import NodeConfig, load_config, render_config
-from .store import Store
+from hashfed.keys.names import check_org
 
 CONFIG_FILE = "config.toml"
 KEYS_DIR = "keys"

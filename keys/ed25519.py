@@ -16,7 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 
 from hashfed.keys.errors import ConfigError, ProtocolError, VerificationError
-from hashfed.keys.vkey import ED25519_KEY_BYTES, format_vkey, is_org_id, key_hash, parse_vkey
+from hashfed.keys.vkey import (
+    ED25519_KEY_BYTES,
+    format_vkey,
+    is_org_id,
+    key_hash,
+    parse_vkey,
+)
 
 SIGNATURE_BYTES = 64
 """Length of an Ed25519 signature."""

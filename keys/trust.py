@@ -6,16 +6,13 @@ Every check here fails closed; an org or key that is not in the store has no rig
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from hashfed.keys.ed25519 import Verifier
-from hashfed.keys.errors import ConfigError
+from hashfed.keys.errors import ConfigError, ProtocolError
+from hashfed.keys.names import parse_log_id
 from hashfed.keys.vkey import is_org_id
-
-# A log id is "<org>/<collection>" (PROTOCOL §1); the org part is checked with is_org_id.
-_COLLECTION = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}")
 
 __all__ = ["TrustStore", "TrustedOrg"]
 
@@ -34,10 +31,8 @@ class TrustedOrg:
 
     org: str
     verifiers: tuple[Verifier, ...]
-    url: str | None = None
     readable: frozenset[str] = frozenset()
     accept_push: bool = False
-    ca_file: str | None = None
 
     def __post_init__(self) -> None:
         if not is_org_id(self.org):
@@ -126,5 +121,8 @@ class TrustStore:
 def _is_log_id(log_id: object) -> bool:
     if not isinstance(log_id, str):
         return False
-    org, sep, collection = log_id.partition("/")
-    return bool(sep) and is_org_id(org) and _COLLECTION.fullmatch(collection) is not None
+    try:
+        parse_log_id(log_id)
+    except ProtocolError:
+        return False
+    return True

@@ -15,11 +15,12 @@ This module only converts text; it does no cryptography beyond the key hash.
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import re
 
+from hashfed.keys.encoding import b64decode
 from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import ORG_RE
 
 ALG_ED25519 = 0x01
 """The signature type byte of Ed25519 in C2SP signed-note."""
@@ -27,14 +28,13 @@ ALG_ED25519 = 0x01
 ED25519_KEY_BYTES = 32
 """Length of an Ed25519 public key and of the private seed."""
 
-_ORG_ID = re.compile(r"[a-z0-9]([a-z0-9.-]{0,61}[a-z0-9])?")
 _HASH8 = re.compile(r"[0-9a-f]{8}")
 _SIGNER_PREFIX = "PRIVATE+KEY+"
 
 
 def is_org_id(name: object) -> bool:
     """Whether ``name`` is an org id (PROTOCOL §1), the only names hashfed keys carry."""
-    return isinstance(name, str) and _ORG_ID.fullmatch(name) is not None
+    return isinstance(name, str) and ORG_RE.fullmatch(name) is not None
 
 
 def key_hash(name: str, public_key: bytes) -> bytes:
@@ -115,10 +115,4 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str, *, what: str) -> bytes:
     """Decode canonical standard base64 (padded, alphabet only, zero padding bits)."""
-    try:
-        raw = base64.b64decode(text.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, binascii.Error):
-        raise ProtocolError(f"{what}: bad base64") from None
-    if _b64(raw) != text:
-        raise ProtocolError(f"{what}: base64 is not in canonical form")
-    return raw
+    return b64decode(text, what=what)

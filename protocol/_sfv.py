@@ -9,15 +9,14 @@ Every failure is a :class:`ProtocolError`.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, NoReturn
 
+from hashfed.keys.encoding import b64decode
 from hashfed.keys.errors import ProtocolError
-from hashfed.protocol.names import show
+from hashfed.keys.names import show
 
 
 @dataclass(frozen=True)
@@ -237,11 +236,9 @@ class Parser:
         if not set(text) <= _BASE64:
             self._fail("bad character in byte sequence")
         try:
-            raw = base64.b64decode(text, validate=True)
-        except binascii.Error:
-            self._fail("bad base64 in byte sequence")
-        if base64.b64encode(raw).decode("ascii") != text:
-            self._fail("byte sequence is not canonical padded base64")
+            raw = b64decode(text, what="byte sequence")
+        except ProtocolError as exc:
+            self._fail(f"{exc} (padded, canonical)")
         self._i = end + 1
         return raw
 

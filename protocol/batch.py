@@ -33,10 +33,11 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timezone
+from datetime import UTC, datetime
 from typing import Final, NoReturn
 
 from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.keys.names import check_collection, check_org, keys_difference, show
 from hashfed.protocol.entries import (
     Entry,
     check_entries,
@@ -44,7 +45,6 @@ from hashfed.protocol.entries import (
     decode_entries,
     entries_json,
 )
-from hashfed.protocol.names import check_collection, check_org, keys_difference, show
 
 MAX_BATCH_ENTRIES: Final = 10_000
 MAX_BATCH_BYTES: Final = 4 * 1024 * 1024

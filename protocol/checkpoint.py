@@ -13,14 +13,14 @@ named by the org id; other keys (witnesses) may add lines, which verification ig
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashfed.keys.ed25519 import Signer, Verifier
+from hashfed.keys.encoding import b64decode
 from hashfed.keys.errors import ConfigError, ProtocolError, VerificationError
-from hashfed.protocol.names import parse_log_id
+from hashfed.keys.names import parse_log_id
 from hashfed.protocol.note import parse_note, sign_note, verify_note
 
 ROOT_BYTES = 32
@@ -125,12 +125,7 @@ def verify_checkpoint(data: bytes, *, log_id: str, verifiers: Sequence[Verifier]
 
 def _decode_root(text: str) -> bytes:
     """Canonical standard base64 of exactly 32 bytes."""
-    try:
-        root = base64.b64decode(text.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, binascii.Error):
-        raise ProtocolError("checkpoint root hash is not valid base64") from None
-    if base64.b64encode(root).decode("ascii") != text:
-        raise ProtocolError("checkpoint root hash is not canonical base64")
+    root = b64decode(text, what="checkpoint root hash")
     if len(root) != ROOT_BYTES:
         raise ProtocolError(f"checkpoint root hash must be {ROOT_BYTES} bytes, not {len(root)}")
     return root

@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from typing import Final, NamedTuple
 
 from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.keys.names import LABEL_RE, check_label, keys_difference, show
 from hashfed.protocol.hashtypes import HASH_TYPES, check_known, normalise
-from hashfed.protocol.names import LABEL_RE, check_label, keys_difference, show
 
 OPS: Final = frozenset({"add", "remove", "opinion"})
 OPINIONS: Final = frozenset({"true_positive", "false_positive"})

@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Final
 
 from hashfed.keys.errors import ProtocolError, VerificationError
-from hashfed.protocol.names import show
+from hashfed.keys.names import show
 
 PDQ_MATCH_DISTANCE: Final = 31
 """Default PDQ match threshold: Hamming distance at most this many bits."""

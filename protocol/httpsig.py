@@ -57,11 +57,12 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
+from urllib.parse import urlsplit
 
 from hashfed.keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
 from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.keys.names import show
 from hashfed.protocol import _sfv as sfv
-from hashfed.protocol.names import show
 
 __all__ = [
     "LABEL",
@@ -514,3 +515,16 @@ def verify_request_head(
     base = signature_base(params.components, _component_values(target, digest), params_text)
     verifier.verify(base, signature)
     return VerifiedRequest(key_id=params.keyid, org=verifier.name, verifier=verifier, params=params)
+
+
+def authority_of(url: str) -> str:
+    """The RFC 9421 @authority of a URL (RFC 9421 §2.2.3): lower-case host, default port
+    dropped; what a client signs and a server checks against the names it answers to."""
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    if parts.port is None or parts.port == default:
+        return host
+    return f"{host}:{parts.port}"

@@ -3,8 +3,10 @@
 Feed it what a peer sent; it returns what may be stored or raises. The puller does the IO
 and the store does the writing; nothing here reads the network, the disk or the clock.
 
-    assess(...)         a new signed checkpoint against the reader's view:
-                        up to date / source behind / something to pull, or EquivocationError
+    LogView             what the reader holds of one log: ``check`` says whether a new
+                        signed checkpoint is up to date, behind, or something to pull, or
+                        raises EquivocationError; ``check_held`` does the same for one whose
+                        leaves are already held; ``pages_towards`` starts a PageVerifier
     PageVerifier        pages of batch bytes towards a signed checkpoint: each batch decoded
                         and checked (PROTOCOL §4), the right edge extended, and after each
                         page the intermediate root proven against the checkpoint
@@ -17,11 +19,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from hashfed.keys.errors import EquivocationError, VerificationError
+from hashfed.keys.names import parse_log_id
 
 from .batch import Batch, decode_batch
-from .checkpoint import Checkpoint
-from .merkle import CompactRange, leaf_hash, verify_consistency
-from .names import parse_log_id
+from .checkpoint import Checkpoint, parse_checkpoint_body
+from .merkle import EMPTY_ROOT, CompactRange, leaf_hash, verify_consistency
+from .note import parse_note
 
 
 class Assessment(enum.Enum):
@@ -30,61 +33,128 @@ class Assessment(enum.Enum):
     AHEAD = "ahead"
 
 
-def assess(
-    *,
-    log_id: str,
-    size: int,
-    root: bytes,
-    note: bytes | None,
-    theirs: Checkpoint,
-    their_note: bytes,
-    root_at: Callable[[int], bytes],
-    pending: Checkpoint | None = None,
-    pending_note: bytes | None = None,
-) -> Assessment:
-    """Compare a verified checkpoint with the reader's view (``size``, ``root``, ``note``).
+class LogView:
+    """What a reader holds of one log, and the one place that decides whether a signed
+    checkpoint can be true alongside it (in the manner of python-tuf's
+    ``TrustedMetadataSet``). No IO: the caller builds it from its store and feeds it what a
+    peer sent (the puller a pulled checkpoint, the push handler a pushed one, both the
+    checkpoints of a listing); it answers or raises ``EquivocationError`` carrying both
+    signed notes, which is all the evidence a third party needs.
 
-    ``root_at(n)`` gives the root of the reader's own first n leaves, for n < size.
-    ``pending`` (with its signed note) is the checkpoint that leaves held past ``size``
-    were proven against, when a pull towards it was cut short: a checkpoint of its size
-    with another root contradicts it as surely as one of the served size.
-    Raises EquivocationError (carrying both notes) when the two cannot both be true.
-    A reader never moves backwards: a smaller, consistent checkpoint is SOURCE_BEHIND.
+    ``size``/``root``/``note``: the checkpoint the reader serves (size 0 and no note for a
+    log it has never completed); ``held``: how many leaves it stores, which may run past
+    ``size`` when a pull or push towards ``pending_note`` was cut short; ``root_at(n)``:
+    the root of its own first n leaves, for n < size or size < n <= held.
     """
-    if theirs.origin != log_id:
-        raise VerificationError(f"checkpoint is for {theirs.origin}, not {log_id}")
-    if (pending is None) != (pending_note is None):
-        raise ValueError("pending and pending_note go together")
-    if pending is not None and pending.origin != log_id:
-        raise VerificationError(f"pending checkpoint is for {pending.origin}, not {log_id}")
-    if pending is not None and pending.size == theirs.size and pending.root != theirs.root:
-        assert pending_note is not None
+
+    def __init__(
+        self,
+        log_id: str,
+        *,
+        size: int,
+        root: bytes,
+        note: bytes | None,
+        held: CompactRange,
+        pending_note: bytes | None,
+        root_at: Callable[[int], bytes],
+    ) -> None:
+        self.log_id = log_id
+        self.size = size
+        self.root = root
+        self.note = note
+        self.held = held
+        self.pending_note = pending_note
+        self.pending = (
+            None if pending_note is None else parse_checkpoint_body(parse_note(pending_note).text)
+        )
+        if self.pending is not None and self.pending.origin != log_id:
+            raise VerificationError(f"pending checkpoint is for {self.pending.origin}, not {log_id}")
+        self._root_at = root_at
+
+    @classmethod
+    def empty(cls, log_id: str) -> LogView:
+        """The view of a log the reader holds nothing of."""
+        return cls(
+            log_id, size=0, root=EMPTY_ROOT, note=None, held=CompactRange(), pending_note=None,
+            root_at=_no_leaves,
+        )
+
+    @property
+    def known(self) -> bool:
+        """Whether the reader has anything signed to compare with (a served or a pending
+        checkpoint): with neither, any validly signed checkpoint is simply ahead."""
+        return self.note is not None or self.pending is not None
+
+    def check(self, theirs: Checkpoint, their_note: bytes) -> Assessment:
+        """Compare a checkpoint (its signature already verified) with this view.
+
+        A checkpoint of the pending size with another root contradicts the pending note as
+        surely as one of the served size contradicts the served note. A reader never moves
+        backwards: a smaller, consistent checkpoint is SOURCE_BEHIND.
+        """
+        if theirs.origin != self.log_id:
+            raise VerificationError(f"checkpoint is for {theirs.origin}, not {self.log_id}")
+        pending = self.pending
+        if pending is not None and pending.size == theirs.size and pending.root != theirs.root:
+            assert self.pending_note is not None
+            raise EquivocationError(
+                f"{self.log_id}: two different roots signed for size {theirs.size} "
+                "(ours held in part, not yet served)",
+                log_id=self.log_id,
+                ours=self.pending_note,
+                theirs=their_note,
+            )
+        if theirs.size == self.size:
+            if theirs.root == self.root:
+                return Assessment.UP_TO_DATE
+            raise EquivocationError(
+                f"{self.log_id}: two different roots signed for size {self.size}",
+                log_id=self.log_id,
+                ours=self.note or b"",
+                theirs=their_note,
+            )
+        if theirs.size < self.size:
+            if self._root_at(theirs.size) == theirs.root:
+                return Assessment.SOURCE_BEHIND
+            raise EquivocationError(
+                f"{self.log_id}: a checkpoint at size {theirs.size} contradicts our log at "
+                f"size {self.size}",
+                log_id=self.log_id,
+                ours=self.note or b"",
+                theirs=their_note,
+            )
+        return Assessment.AHEAD
+
+    def check_held(self, theirs: Checkpoint, their_note: bytes) -> None:
+        """A checkpoint whose leaves are all held already (``theirs.size <= held``) must
+        give their root; otherwise it contradicts the note those leaves were proven
+        against (the pending one where it covers them, else the served one)."""
+        if theirs.size > self.held.size:
+            raise ValueError("check_held is for checkpoints within the held leaves")
+        if self._root_at(theirs.size) == theirs.root:
+            return
+        pending = self.pending
+        if theirs.size > self.size and pending is not None and pending.size >= theirs.size:
+            assert self.pending_note is not None
+            ours = self.pending_note
+        else:
+            ours = self.note or b""
         raise EquivocationError(
-            f"{log_id}: two different roots signed for size {theirs.size} "
-            "(ours held in part, not yet served)",
-            log_id=log_id,
-            ours=pending_note,
+            f"{self.log_id}: checkpoint {theirs.size} contradicts the leaves held",
+            log_id=self.log_id,
+            ours=ours,
             theirs=their_note,
         )
-    if theirs.size == size:
-        if theirs.root == root:
-            return Assessment.UP_TO_DATE
-        raise EquivocationError(
-            f"{log_id}: two different roots signed for size {size}",
-            log_id=log_id,
-            ours=note or b"",
-            theirs=their_note,
-        )
-    if theirs.size < size:
-        if root_at(theirs.size) == theirs.root:
-            return Assessment.SOURCE_BEHIND
-        raise EquivocationError(
-            f"{log_id}: a checkpoint at size {theirs.size} contradicts our log at size {size}",
-            log_id=log_id,
-            ours=note or b"",
-            theirs=their_note,
-        )
-    return Assessment.AHEAD
+
+    def pages_towards(self, target: Checkpoint) -> PageVerifier:
+        """A verifier for pages from the held leaves up to ``target``."""
+        return PageVerifier(self.log_id, self.held, target)
+
+
+def _no_leaves(n: int) -> bytes:
+    if n == 0:
+        return EMPTY_ROOT
+    raise ValueError(f"the reader holds no leaves, asked for the root of {n}")
 
 
 @dataclass(frozen=True)

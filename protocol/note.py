@@ -28,12 +28,12 @@ known key must have signed.
 from __future__ import annotations
 
 import base64
-import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hashfed.keys.ed25519 import Signer, Verifier
+from hashfed.keys.encoding import b64decode
 from hashfed.keys.errors import ConfigError, ProtocolError, VerificationError
 
 MAX_NOTE_BYTES = 128 * 1024
@@ -202,12 +202,7 @@ def _parse_signature_line(line: str) -> NoteSignature:
     name, _, encoded = line[len(_SIG_PREFIX) :].partition(" ")
     if not name or _NOT_IN_NAME.search(name):
         raise ProtocolError(f"signature line has a bad key name {name[:80]!r}")
-    try:
-        raw = base64.b64decode(encoded.encode("ascii"), validate=True)
-    except (UnicodeEncodeError, binascii.Error):
-        raise ProtocolError(f"signature by {name[:80]!r} is not valid base64") from None
-    if base64.b64encode(raw).decode("ascii") != encoded:
-        raise ProtocolError(f"signature by {name[:80]!r} is not canonical base64")
+    raw = b64decode(encoded, what=f"signature by {name[:80]!r}")
     if len(raw) <= KEY_HASH_BYTES:
         raise ProtocolError(f"signature by {name[:80]!r} is too short")
     return NoteSignature(name=name, key_hash=raw[:KEY_HASH_BYTES], signature=raw[KEY_HASH_BYTES:])

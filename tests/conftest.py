@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from hashfed.federation.home import Home, init_home, open_home
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.service import NodeService
 
 
 @pytest.fixture

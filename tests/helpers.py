@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 import aiohttp
 
 from hashfed.federation.home import Home
-from hashfed.federation.publisher import publish
-from hashfed.federation.puller import LogResult, Puller
+from hashfed.federation.publish import publish
 from hashfed.federation.store import Store
-from hashfed.federation.transport import HttpPeer
+from hashfed.federation.sync.puller import LogResult, Puller
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.protocol.entries import Entry
 
 FIXED_NOW = datetime(2026, 11, 26, 2, 19, 41, tzinfo=UTC)
@@ -34,14 +34,14 @@ def pdq(n: int) -> str:
 def stage_and_publish(home: Home, entries: Iterable[Entry], *, collection: str = "default") -> None:
     with home.open_store() as store:
         with store.transaction():
-            store.stage(collection, list(entries))
+            store.staging.stage(collection, list(entries))
         publish(store, home.signers, now=FIXED_NOW)
 
 
 def trust(reader: Home, org: Home, *, url: str | None = None) -> None:
     """``reader`` trusts ``org``'s keys (and pulls from ``url`` when given)."""
     with reader.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             org.org,
             url=url,
             vkeys=[s.vkey() for s in org.signers],
@@ -56,12 +56,12 @@ def connect(reader: Home, publisher: Home, *, url: str | None = None, grant: Ite
     ``reader`` its collections (adding ``reader`` as a peer of ``publisher``)."""
     trust(reader, publisher, url=url)
     with publisher.open_store() as store:
-        known = store.trust_store().get(reader.org) is not None
+        known = store.peers.trust_store().get(reader.org) is not None
     if not known:
         trust(publisher, reader)
     with publisher.open_store() as store:
         for collection in grant:
-            store.grant(reader.org, f"{publisher.org}/{collection}")
+            store.peers.grant(reader.org, f"{publisher.org}/{collection}")
 
 
 async def pull_from(reader: Home, url: str, *, page_batches: int = 8) -> list[LogResult]:
@@ -70,7 +70,7 @@ async def pull_from(reader: Home, url: str, *, page_batches: int = 8) -> list[Lo
         with Store(reader.db_path) as store:
             puller = Puller(
                 store,
-                lambda: store.trust_store(reader.signers),
+                lambda: store.peers.trust_store(reader.signers),
                 own_org=reader.org,
                 clock=time.time,
                 page_batches=page_batches,
@@ -82,7 +82,7 @@ async def pull_from(reader: Home, url: str, *, page_batches: int = 8) -> list[Lo
 def merged_list(home: Home) -> list[dict]:
     """Every record of a node's merged list (active or not), as JSON objects."""
     with home.open_store() as store:
-        return [r.to_json_obj() for r in store.records(active_only=False)]
+        return [r.to_json_obj() for r in store.merged.records(active_only=False)]
 
 
 # -- access control, push and limits (PROTOCOL §6) ----------------------------------------
@@ -127,8 +127,7 @@ def sign_for(
     """The RFC 9421 headers (and Content-Digest) of one request to the node at ``url``."""
     import os
 
-    from hashfed.federation.node import authority_of
-    from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
+    from hashfed.protocol.httpsig import RequestTarget, authority_of, new_nonce, sign_request
 
     target = RequestTarget(method, authority_of(url), path, query)
     return sign_request(

@@ -20,8 +20,8 @@ import pytest
 
 from hashfed.federation.cli import main as cli
 from hashfed.federation.home import Home, add_key
-from hashfed.federation.node import Node
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.node import Node
+from hashfed.federation.http.service import NodeService
 from hashfed.keys import Signer
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.httpsig import content_digest
@@ -72,7 +72,7 @@ class World:
     @property
     def checkpoint(self) -> bytes:
         with self.a.open_store() as store:
-            log = store.log(f"{A}/default")
+            log = store.logs.get(f"{A}/default")
             assert log is not None and log.checkpoint is not None
             return log.checkpoint
 
@@ -83,7 +83,7 @@ class World:
 
 def _peer(home: Home, other: Home, *, accept_push: bool = False) -> None:
     with home.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             other.org,
             url=None,
             vkeys=[s.vkey() for s in other.signers],
@@ -106,9 +106,9 @@ async def world(make_home, start_node) -> World:  # type: ignore[no-untyped-def]
     _peer(a, c)
     _peer(a2, b)
     with b.open_store() as store:
-        log = store.log(f"{B}/default")
+        log = store.logs.get(f"{B}/default")
         assert log is not None and log.checkpoint is not None
-        push_body = b"".join(line + b"\n" for line in store.iter_batches(log, 0, log.size))
+        push_body = b"".join(line + b"\n" for line in store.logs.iter_batches(log, 0, log.size))
         push_headers = {"Hashfed-Checkpoint": base64.b64encode(log.checkpoint).decode()}
     async with aiohttp.ClientSession() as session:
         yield World(a, b, c, service, other, clock, session, push_body, push_headers)
@@ -435,10 +435,10 @@ async def test_grant_through_the_store_api_takes_effect_at_once(world: World) ->
     reader = world.c.signers[0]
     assert_problem(await _get(world, reader), 403, "not-a-reader")
     with world.a.open_store() as store:
-        store.grant(C, f"{A}/default")
+        store.peers.grant(C, f"{A}/default")
     assert (await _get(world, reader)).status == 200
     with world.a.open_store() as store:
-        store.revoke(C, f"{A}/default")
+        store.peers.revoke(C, f"{A}/default")
     assert_problem(await _get(world, reader), 403, "not-a-reader")
 
 

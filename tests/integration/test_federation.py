@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from hashfed.federation.home import Home, init_home, open_home
-from hashfed.federation.puller import LogResult, Puller
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.service import NodeService
 from hashfed.federation.store import Store
-from hashfed.federation.transport import HttpPeer
+from hashfed.federation.sync.puller import LogResult, Puller
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import Signer, TransportError, VerificationError
 from hashfed.protocol.checkpoint import Checkpoint
 from hashfed.protocol.entries import Entry
@@ -49,7 +49,7 @@ def grant(holder: Home, reader: Home, *origins: str) -> None:
     """``holder`` lets ``reader`` read the default log of each origin, own or relayed."""
     with holder.open_store() as store:
         for origin in origins:
-            store.grant(reader.org, f"{origin}/default")
+            store.peers.grant(reader.org, f"{origin}/default")
 
 
 def federate(homes: Sequence[Home], urls: dict[str, str] | None = None) -> None:
@@ -64,14 +64,14 @@ def federate(homes: Sequence[Home], urls: dict[str, str] | None = None) -> None:
 
 def held_logs(home: Home) -> dict[str, tuple[int, int, bytes | None]]:
     with home.open_store() as store:
-        return {log.log_id: (log.size, log.held, log.checkpoint) for log in store.logs()}
+        return {log.log_id: (log.size, log.held, log.checkpoint) for log in store.logs.all()}
 
 
 def log_bytes(home: Home, log_id: str) -> list[bytes]:
     with home.open_store() as store:
-        log = store.log(log_id)
+        log = store.logs.get(log_id)
         assert log is not None
-        return list(store.iter_batches(log, 0, log.held))
+        return list(store.logs.iter_batches(log, 0, log.held))
 
 
 def statuses(results: Iterable[LogResult]) -> list[tuple[str, str, int]]:
@@ -212,8 +212,8 @@ async def test_ring_of_three_converges_through_relays(
                 origin_home, f"{origin}/default"
             )
         with home.open_store() as store:
-            assert store.evidence() == []
-            assert store.record_count() == (4, 6)
+            assert store.evidence.all() == []
+            assert store.merged.count() == (4, 6)
 
 
 # -- relays ----------------------------------------------------------------------------------
@@ -241,7 +241,7 @@ async def relay_world(
         trust(ngo, a)  # alpha's keys, no URL
     else:
         with ngo.open_store() as store:
-            store.add_peer(
+            store.peers.add(
                 A,
                 url=None,
                 vkeys=[c_trusts_alpha.vkey()],
@@ -260,7 +260,7 @@ async def test_relay_serves_alphas_log_verified_against_alphas_key(
 ) -> None:
     a, b, ngo, _, service_b = await relay_world(make_home, start_node)
     with ngo.open_store() as store:
-        assert store.trust_store().get(A).url is None  # the NGO cannot reach alpha itself
+        assert store.peers.get(A).url is None  # the NGO cannot reach alpha itself
 
     results = await pull_from(ngo, service_b.url, page_batches=2)
 
@@ -397,7 +397,7 @@ async def test_relay_part_way_then_origin_completes(make_home, start_node) -> No
     assert statuses(await pull_from(ngo, service_b.url)) == [(f"{A}/default", "source behind", 4)]
     assert merged_list(ngo) == merged_list(a)
     with ngo.open_store() as store:
-        assert store.evidence() == []
+        assert store.evidence.all() == []
 
 
 # -- any order of pulls converges -----------------------------------------------------------------
@@ -488,7 +488,7 @@ async def pull_once(
     with Store(reader.db_path) as store:
         puller = Puller(
             store,
-            lambda: store.trust_store(reader.signers),
+            lambda: store.peers.trust_store(reader.signers),
             own_org=reader.org,
             clock=time.time,
             page_batches=1,
@@ -550,8 +550,8 @@ async def test_any_order_of_pulls_converges(steps: list[tuple]) -> None:
         for home in homes:
             assert merged_list(home) == expected, home.org
             with home.open_store() as store:
-                assert store.evidence() == []
-                sizes = {log.log_id: (log.size, log.held) for log in store.logs()}
+                assert store.evidence.all() == []
+                sizes = {log.log_id: (log.size, log.held) for log in store.logs.all()}
             assert sizes == {
                 f"{org}/default": (published_count, published_count)
                 for org, published_count in publish_counts(steps).items()

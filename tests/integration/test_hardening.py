@@ -21,8 +21,8 @@ import aiohttp
 import pytest
 
 from hashfed.federation.home import Home
-from hashfed.federation.node import Node
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.node import Node
+from hashfed.federation.http.service import NodeService
 from hashfed.protocol import merkle
 from hashfed.protocol.checkpoint import verify_checkpoint
 from hashfed.protocol.entries import Entry
@@ -250,7 +250,7 @@ async def test_slow_body_after_100_continue_is_not_cut_off(homes, start_node) ->
     assert answer.startswith(b"HTTP/1.1 201"), answer
     assert snapshot(a) != before
     with a.open_store() as store:
-        log = store.log(f"{c.org}/default")
+        log = store.logs.get(f"{c.org}/default")
         assert log is not None and log.size == 1
 
 
@@ -263,7 +263,7 @@ def _expect_head(service: NodeService, a: Home, c: Home, body: bytes, case: str)
         ).encode()
     if case == "not-accepted":
         with a.open_store() as store:  # c is still trusted, but may no longer push here
-            store.add_peer(c.org, url=None, vkeys=[s.vkey() for s in c.signers],
+            store.peers.add(c.org, url=None, vkeys=[s.vkey() for s in c.signers],
                            accept_push=False, ca_file=None, now="2026-11-26T00:00:00Z")
     return _signed_push_head(service, c, body, extra="Expect: 100-continue\r\n")
 
@@ -305,7 +305,7 @@ async def test_client_gone_mid_body_is_not_an_internal_error(homes, start_node, 
     a, c, body = _ngo_and_host(homes, {})
     service = await start_node(a)
     before = snapshot(a)
-    caplog.set_level(logging.DEBUG, logger="hashfed.federation.problems")
+    caplog.set_level(logging.DEBUG, logger="hashfed.federation.http.problems")
     _, writer = await _open(service)
     writer.write(_signed_push_head(service, c, body) + body[:10])  # then hang up
     await writer.drain()

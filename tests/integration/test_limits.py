@@ -13,8 +13,8 @@ import aiohttp
 import pytest
 
 from hashfed.federation.home import Home
-from hashfed.federation.node import Node
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.node import Node
+from hashfed.federation.http.service import NodeService
 from hashfed.protocol.entries import Entry
 from tests.helpers import (
     FakeClock,
@@ -122,7 +122,7 @@ def _signed_push_head(service: NodeService, ngo: Home, body: bytes, extra: str =
     from tests.helpers import sign_for
 
     with ngo.open_store() as store:
-        note = store.log(f"{ngo.org}/default").checkpoint
+        note = store.logs.get(f"{ngo.org}/default").checkpoint
     path = f"/v1/logs/{ngo.org}/default/batches"
     headers = sign_for(service.url, ngo.signers[0], "POST", path, body=body)
     lines = [
@@ -141,12 +141,12 @@ def _ngo_and_host(homes, limits):  # type: ignore[no-untyped-def]
     a, _, c = homes
     stage_and_publish(c, [Entry.add("md5", md5(7))])
     with a.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             c.org, url=None, vkeys=[s.vkey() for s in c.signers], accept_push=True,
             ca_file=None, now="2026-11-26T00:00:00Z",
         )
     with c.open_store() as store:
-        body = b"".join(data + b"\n" for data in store.iter_batches(store.log(f"{c.org}/default"), 0, 1))
+        body = b"".join(data + b"\n" for data in store.logs.iter_batches(store.logs.get(f"{c.org}/default"), 0, 1))
     return configure(a, limits=limits), c, body
 
 
@@ -164,7 +164,7 @@ async def test_slow_body_is_not_cut_off_by_the_head_deadline(homes, start_node) 
     # The whole body was read, verified and stored: the head deadline stopped at the head.
     assert answer.startswith(b"HTTP/1.1 201"), answer
     with a.open_store() as store:
-        assert store.log(f"{c.org}/default").size == 1
+        assert store.logs.get(f"{c.org}/default").size == 1
 
 
 async def test_a_body_is_read_only_from_an_authenticated_sender(homes, start_node) -> None:  # type: ignore[no-untyped-def]
@@ -205,7 +205,7 @@ async def test_a_stalled_body_gets_408(homes, start_node) -> None:  # type: igno
     assert answer.startswith(b"HTTP/1.1 408"), answer
     assert b"urn:hashfed:problem:body-timeout" in answer
     with a.open_store() as store:
-        assert store.log(f"{c.org}/default") is None  # nothing stored
+        assert store.logs.get(f"{c.org}/default") is None  # nothing stored
 
 
 # -- connections per address -----------------------------------------------------------------

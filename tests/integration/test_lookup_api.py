@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from hashfed.federation.home import Home
-from hashfed.federation.lookup import MAX_LOOKUP_HASHES
+from hashfed.federation.http.lookup import MAX_LOOKUP_HASHES
 from hashfed.protocol.entries import Entry
 from tests.helpers import (
     Reply,

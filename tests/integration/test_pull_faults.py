@@ -25,10 +25,10 @@ import pytest
 
 from hashfed.federation.cli import main as cli_main
 from hashfed.federation.home import Home
-from hashfed.federation.puller import MAX_LISTING, LogResult, Puller
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.service import NodeService
 from hashfed.federation.store import Store
-from hashfed.federation.transport import HttpPeer
+from hashfed.federation.sync.puller import MAX_LISTING, LogResult, Puller
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import (
     EquivocationError,
     ProtocolError,
@@ -231,7 +231,7 @@ class World:
     ) -> Puller:
         return Puller(
             store,
-            lambda: store.trust_store(self.reader.signers),
+            lambda: store.peers.trust_store(self.reader.signers),
             own_org=self.reader.org,
             clock=lambda: NOW,
             page_batches=page_batches,
@@ -262,11 +262,11 @@ def world(make_home: Callable[[str], Home]) -> World:
         notes[size] = note
     assert sorted(notes) == list(range(1, len(PUBLISHES) + 1))
     with acme.open_store() as store:
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         assert log is not None and log.size == len(PUBLISHES)
-        lines = list(store.iter_batches(log, 0, log.size))
+        lines = list(store.logs.iter_batches(log, 0, log.size))
     with reader.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             ACME,
             url=None,
             vkeys=[s.vkey() for s in acme.signers],
@@ -287,7 +287,7 @@ async def holding(world: World, size: int) -> World:
 def served(home: Home) -> tuple[int, int, bytes | None]:
     """(served size, held batches, served checkpoint) of acme's log at ``home``."""
     with home.open_store() as store:
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         return (log.size, log.held, log.checkpoint) if log else (0, 0, None)
 
 
@@ -480,7 +480,7 @@ async def test_equivocation_keeps_both_notes_as_evidence(
         assert type(r.error) is EquivocationError
         assert message in r.detail and r.detail.startswith("EQUIVOCATION")
     with world.reader.open_store() as store:
-        (evidence,) = store.evidence()
+        (evidence,) = store.evidence.all()
     assert (evidence.log_id, evidence.kind, evidence.source) == (
         LOG,
         "equivocation",
@@ -590,9 +590,9 @@ async def test_a_dropped_connection_keeps_the_committed_pages_and_resumes(
     # The pages before the drop are stored; the served checkpoint has not moved.
     assert served(world.reader) == (held, committed, old_note)
     with world.reader.open_store() as store:
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         assert log is not None
-        assert list(store.iter_batches(log, 0, 4)) == world.lines[:committed]
+        assert list(store.logs.iter_batches(log, 0, 4)) == world.lines[:committed]
 
     # The node keeps serving its previous checkpoint (or none) until the pull completes.
     service = await start_node(world.reader)
@@ -654,7 +654,7 @@ async def cut_short(world: World, served_size: int) -> World:
 
 def pending(home: Home) -> bytes | None:
     with home.open_store() as store:
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         assert log is not None
         return log.pending
 
@@ -728,7 +728,7 @@ async def test_a_fork_of_the_branch_held_is_evidence_against_its_checkpoint(
         assert type(r.error) is EquivocationError
         assert message in r.detail
     with world.reader.open_store() as store:
-        (evidence,) = store.evidence()
+        (evidence,) = store.evidence.all()
     assert (evidence.log_id, evidence.kind, evidence.size, evidence.source) == (
         LOG,
         "equivocation",
@@ -833,7 +833,7 @@ async def test_a_pull_overtaken_by_another_process_ends_without_failure(world: W
     assert served(world.reader) == (4, 4, world.notes[4])
     assert merged_list(world.reader) == merged_list(world.acme)
     with world.reader.open_store() as store:
-        assert store.evidence() == []
+        assert store.evidence.all() == []
 
 
 # -- cancelled mid-commit -----------------------------------------------------------------------

@@ -18,10 +18,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from hashfed.federation.clock import timestamp
 from hashfed.federation.home import Home
-from hashfed.federation.rounds import pull_peer, timestamp
-from hashfed.federation.service import NodeService
-from hashfed.federation.transport import HttpPeer
+from hashfed.federation.http.service import NodeService
+from hashfed.federation.sync.rounds import pull_peer
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import ProtocolError, Signer, TransportError
 from hashfed.protocol.entries import Entry
 from tests.helpers import (
@@ -130,7 +131,7 @@ async def test_a_round_against_a_nested_listing_fails_and_is_recorded(
     stores nothing, and ``hashfed status`` shows why."""
     reader = make_home(B)
     with reader.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             HOSTILE,
             url=hostile.url,
             vkeys=[Signer.generate(HOSTILE).vkey()],
@@ -148,7 +149,7 @@ async def test_a_round_against_a_nested_listing_fails_and_is_recorded(
     assert str(caught.value) == f"{hostile.url}: /v1/logs is not JSON"
     assert snapshot(reader, PROBLEM_TABLES) == before
     with reader.open_store() as store:
-        status = store.peer_status()[HOSTILE]
+        status = store.peers.status()[HOSTILE]
     assert (status.last_attempt, status.last_error, status.failures) == (
         "2026-11-26T02:19:41Z",
         str(caught.value),
@@ -205,18 +206,18 @@ async def test_the_node_answers_while_a_round_waits_for_the_write_lock(
             holder.close()
     assert [(r.log_id, r.status) for r in results] == [(f"{A}/default", "up to date")]
     with b.open_store() as store:
-        status = store.peer_status()[A]
+        status = store.peers.status()[A]
     assert (status.last_error, status.failures) == (None, 0)
     assert status.last_success == status.last_attempt
 
 
 async def test_a_ca_file_gone_since_peer_add_is_the_rounds_recorded_error(make_home, tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from hashfed.federation.rounds import pull_peer
+    from hashfed.federation.sync.rounds import pull_peer
     from hashfed.keys.errors import TransportError
 
     a, b = make_home("a.example"), make_home("b.example")
     with b.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             a.org, url="https://127.0.0.1:1", vkeys=[s.vkey() for s in a.signers],
             accept_push=False, ca_file=str(tmp_path / "gone.pem"), now="2026-11-26T00:00:00Z",
         )
@@ -224,5 +225,33 @@ async def test_a_ca_file_gone_since_peer_add_is_the_rounds_recorded_error(make_h
         with pytest.raises(TransportError, match="cannot load CA file"):
             await pull_peer(str(b.db_path), b.config, b.signers, session, a.org)
     with b.open_store() as store:
-        status = store.peer_status()[a.org]
+        status = store.peers.status()[a.org]
     assert "cannot load CA file" in status.last_error and status.last_success is None
+
+
+async def test_the_puller_takes_a_checkpoint_note_as_large_as_the_protocol_allows() -> None:
+    """One MAX_NOTE_BYTES for reader and writer: the transport once capped notes at 64 KiB
+    while PROTOCOL §5 allows 128 KiB, so our own puller refused a valid note (a checkpoint
+    signed by many keys during rotations). A note just under the protocol's cap comes
+    through whole; one byte more than it is refused by the transport."""
+    from hashfed.protocol.note import MAX_NOTE_BYTES
+
+    bodies = {"ok": b"x" * MAX_NOTE_BYTES, "over": b"x" * (MAX_NOTE_BYTES + 1)}
+
+    async def answer(request: web.Request) -> web.Response:
+        return web.Response(body=bodies[request.match_info["collection"]])
+
+    app = web.Application()
+    app.router.add_get("/v1/logs/{org}/{collection}/checkpoint", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            peer = HttpPeer(session, url, Signer.generate(A), clock=FakeClock())
+            assert await peer.checkpoint(f"{HOSTILE}/ok") == bodies["ok"]
+            with pytest.raises(TransportError, match=f"larger than {MAX_NOTE_BYTES} bytes"):
+                await peer.checkpoint(f"{HOSTILE}/over")
+    finally:
+        await runner.cleanup()

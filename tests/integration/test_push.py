@@ -20,9 +20,9 @@ import pytest
 
 from hashfed.federation.cli import main as cli
 from hashfed.federation.home import Home, open_home
-from hashfed.federation.pusher import push_logs
-from hashfed.federation.service import NodeService
-from hashfed.federation.transport import HttpPeer
+from hashfed.federation.http.service import NodeService
+from hashfed.federation.sync.pusher import push_logs
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import Signer
 from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
 from hashfed.protocol.entries import Entry
@@ -54,21 +54,21 @@ def _cli(home: Path | Home, *args: str) -> int:
 def _log(home: Home, log_id: str = LOG) -> tuple[list[bytes], list[bytes], bytes]:
     """Batch lines, leaf hashes and newest checkpoint of a log as ``home`` holds it."""
     with home.open_store() as store:
-        log = store.log(log_id)
+        log = store.logs.get(log_id)
         assert log is not None and log.checkpoint is not None
-        return list(store.iter_batches(log, 0, log.size)), store.leaf_hashes(log, log.size), log.checkpoint
+        return list(store.logs.iter_batches(log, 0, log.size)), store.logs.leaf_hashes(log, log.size), log.checkpoint
 
 
 def _held(home: Home, log_id: str = LOG) -> tuple[int, int]:
     """(served size, batches held) of a log on ``home``; (0, 0) when it has none."""
     with home.open_store() as store:
-        log = store.log(log_id)
+        log = store.logs.get(log_id)
         return (0, 0) if log is None else (log.size, log.held)
 
 
 def _pending(home: Home, log_id: str = LOG) -> bytes | None:
     with home.open_store() as store:
-        log = store.log(log_id)
+        log = store.logs.get(log_id)
         assert log is not None
         return log.pending
 
@@ -86,7 +86,7 @@ def _trace(events: list[tuple[str, int]]) -> aiohttp.TraceConfig:
 
 def _add_peer(home: Home, other: Home, *, url: str | None = None, accept_push: bool = False) -> None:
     with home.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             other.org,
             url=url,
             vkeys=[s.vkey() for s in other.signers],
@@ -123,7 +123,7 @@ async def test_ngo_pushes_and_a_reader_pulls_from_the_host(tmp_path, make_home, 
 
     # The reader trusts the NGO's key, and not the host's: it verifies the NGO's bytes.
     with reader.open_store() as store:
-        store.add_peer(NGO, url=None, vkeys=[ngo_vkey], accept_push=False, ca_file=None, now="x")
+        store.peers.add(NGO, url=None, vkeys=[ngo_vkey], accept_push=False, ca_file=None, now="x")
     results = await pull_from(reader, service.url)
     assert [(r.log_id, r.status, r.new_size) for r in results] == [(LOG, "updated", 1)]
     assert merged_list(reader) == merged_list(ngo)
@@ -149,7 +149,7 @@ async def test_reader_that_does_not_trust_the_ngo_key_stores_nothing(make_home, 
     _add_peer(host, ngo, accept_push=True)
     _add_peer(host, reader)
     with host.open_store() as store:
-        store.grant(READER, LOG)
+        store.peers.grant(READER, LOG)
     _add_peer(ngo, host, url=service.url)
     async with aiohttp.ClientSession() as session:
         await push_logs(ngo, session, HOST)
@@ -468,14 +468,14 @@ async def test_a_second_root_for_the_pending_size_is_refused_and_kept_as_evidenc
 ) -> None:
     """The org signed two roots for size 4: the pair is evidence, whatever the page."""
     with bench.host.open_store() as store:
-        assert store.log(LOG).pending == bench.note
+        assert store.logs.get(LOG).pending == bench.note
     before = snapshot(bench.host)
 
     problem = assert_problem(await page.send(bench), 422, "equivocation")
 
     assert "two different roots signed for size 4" in problem["detail"]
     with bench.host.open_store() as store:
-        (evidence,) = store.evidence()
+        (evidence,) = store.evidence.all()
     assert (evidence.log_id, evidence.kind, evidence.size, evidence.source) == (
         LOG, "equivocation", 4, f"push by {NGO}"
     )

@@ -36,12 +36,12 @@ def _cli(home: Home, *args: str) -> int:
 
 def _trust_a(reader: Home, *keys: Signer) -> None:
     with reader.open_store() as store:
-        store.add_peer(A, url=None, vkeys=[k.vkey() for k in keys], accept_push=False, ca_file=None, now="x")
+        store.peers.add(A, url=None, vkeys=[k.vkey() for k in keys], accept_push=False, ca_file=None, now="x")
 
 
 def _served(home: Home) -> bytes:
     with home.open_store() as store:
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         assert log is not None and log.checkpoint is not None
         return log.checkpoint
 
@@ -104,11 +104,11 @@ def test_removed_key_stops_verifying_checkpoints_at_once(make_home) -> None:  # 
     only_k1 = sign_checkpoint(Checkpoint(LOG, 1, bytes(32)), [k1])
     _trust_a(b, k1, k2)
     with b.open_store() as store:
-        verifiers = store.trust_store().verifiers_for(A)
+        verifiers = store.peers.trust_store().verifiers_for(A)
         assert verify_checkpoint(only_k1, log_id=LOG, verifiers=verifiers).signed_by == (k1.verifier(),)
     assert _cli(b, "peer", "add", A, "--key", k2.vkey()) == 0
     with b.open_store() as store:
-        verifiers = store.trust_store().verifiers_for(A)
+        verifiers = store.peers.trust_store().verifiers_for(A)
         assert verifiers == (k2.verifier(),)
         with pytest.raises(VerificationError, match="no valid signature"):
             verify_checkpoint(only_k1, log_id=LOG, verifiers=verifiers)
@@ -126,13 +126,13 @@ async def test_requests_signed_with_either_key_during_rotation(make_home, start_
     old, new = sorted(open_home(b.path).signers, key=lambda s: s.vkey() == new_vkey)
     path = f"/v1/logs/{A}/default/checkpoint"
     with a.open_store() as store:
-        store.add_peer(OLD, url=None, vkeys=[old.vkey(), new.vkey()], accept_push=False, ca_file=None, now="x")
+        store.peers.add(OLD, url=None, vkeys=[old.vkey(), new.vkey()], accept_push=False, ca_file=None, now="x")
     async with aiohttp.ClientSession() as session:
         for signer in (old, new):
             assert (await signed(session, service.url, signer, "GET", "/v1/logs")).status == 200
         with a.open_store() as store:
             # as `hashfed peer add OLD --key NEW` does: the keys are replaced, grants kept
-            store.add_peer(OLD, url=None, vkeys=[new.vkey()], accept_push=False, ca_file=None, now="x")
+            store.peers.add(OLD, url=None, vkeys=[new.vkey()], accept_push=False, ca_file=None, now="x")
         assert_problem(await signed(session, service.url, old, "GET", "/v1/logs"), 401, "bad-signature")
         assert (await signed(session, service.url, new, "GET", "/v1/logs")).status == 200
         # b's grant survived the key change.

@@ -17,8 +17,8 @@ import pytest
 import pytest_asyncio
 
 from hashfed.federation.home import Home, init_home, open_home
-from hashfed.federation.service import NodeService
-from hashfed.federation.transport import HttpPeer
+from hashfed.federation.http.service import NodeService
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import Signer
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.checkpoint import Checkpoint, verify_checkpoint
@@ -93,14 +93,14 @@ async def site(tmp_path_factory) -> Site:  # type: ignore[no-untyped-def]
         stage_and_publish(n, [Entry.add("md5", md5(200 + i))])
     connect(b, a)
     with a.open_store() as store:
-        store.add_peer(C, url=None, vkeys=[c.signers[0].vkey()], accept_push=False, ca_file=None, now="x")
-        store.add_peer(N, url=None, vkeys=[n.signers[0].vkey()], accept_push=True, ca_file=None, now="x")
-        store.grant(B, f"{N}/default")
+        store.peers.add(C, url=None, vkeys=[c.signers[0].vkey()], accept_push=False, ca_file=None, now="x")
+        store.peers.add(N, url=None, vkeys=[n.signers[0].vkey()], accept_push=True, ca_file=None, now="x")
+        store.peers.grant(B, f"{N}/default")
     with n.open_store() as store:
-        log = store.log(f"{N}/default")
+        log = store.logs.get(f"{N}/default")
         assert log is not None and log.checkpoint is not None
-        lines = list(store.iter_batches(log, 0, 1))
-        proof = consistency_proof(1, log.size, store.leaf_hashes(log, log.size))
+        lines = list(store.logs.iter_batches(log, 0, 1))
+        proof = consistency_proof(1, log.size, store.logs.leaf_hashes(log, log.size))
         note = log.checkpoint
     async with (
         NodeService(a, host="127.0.0.1", port=0, sync=False) as service,
@@ -113,9 +113,9 @@ async def site(tmp_path_factory) -> Site:  # type: ignore[no-untyped-def]
 
 def _stored_batches(home: Home) -> list[bytes]:
     with home.open_store() as store:
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         assert log is not None
-        return list(store.iter_batches(log, 0, log.size))
+        return list(store.logs.iter_batches(log, 0, log.size))
 
 
 # -- good requests -------------------------------------------------------------------------

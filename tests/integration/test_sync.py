@@ -18,10 +18,10 @@ import pytest
 
 from hashfed.federation.config import PullConfig
 from hashfed.federation.home import Home
-from hashfed.federation.puller import LogResult
-from hashfed.federation.service import NodeService
+from hashfed.federation.http.service import NodeService
 from hashfed.federation.store import PeerStatus
-from hashfed.federation.sync import SyncScheduler, failures_after, next_delay
+from hashfed.federation.sync.puller import LogResult
+from hashfed.federation.sync.scheduler import SyncScheduler, failures_after, next_delay
 from hashfed.keys import Signer
 from hashfed.protocol.entries import Entry
 from tests.helpers import (
@@ -148,7 +148,7 @@ async def black_hole() -> AsyncIterator[tuple[str, list[asyncio.StreamWriter]]]:
 
 def add_unreachable_peer(home: Home, org: str, url: str) -> None:
     with home.open_store() as store:
-        store.add_peer(
+        store.peers.add(
             org,
             url=url,
             vkeys=[Signer.generate(org).vkey()],
@@ -160,7 +160,7 @@ def add_unreachable_peer(home: Home, org: str, url: str) -> None:
 
 def peer_status(home: Home) -> dict[str, PeerStatus]:
     with home.open_store() as store:
-        return store.peer_status()
+        return store.peers.status()
 
 
 async def test_serve_pulls_each_peer_on_its_schedule(
@@ -278,7 +278,7 @@ async def test_peers_added_and_removed_are_picked_up(
             assert pull_tasks() == {f"pull {A}"}
 
             with b.open_store() as store:
-                store.remove_peer(A)
+                store.peers.remove(A)
             await wait_until(lambda: pull_tasks() == set(), what="removed peer's loop to end")
         finally:
             await scheduler.stop()
@@ -301,7 +301,7 @@ async def test_a_log_served_by_its_origin_and_a_relay_never_fails_a_round(
     trust(c, b, url=service_b.url)
     trust(b, c)
     with b.open_store() as store:
-        store.grant(c.org, log_a)
+        store.peers.grant(c.org, log_a)
     await pull_from(b, service_a.url)
     service_c = await start_node(c)
     rounds: list[tuple[str, list[LogResult] | None, Exception | None]] = []

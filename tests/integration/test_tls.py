@@ -23,7 +23,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from hashfed.federation.cli import main as cli
 from hashfed.federation.home import Home
-from hashfed.federation.transport import HttpPeer, make_ssl_context
+from hashfed.federation.sync.transport import HttpPeer, make_ssl_context
 from hashfed.keys.errors import TransportError
 from hashfed.protocol.entries import Entry
 from tests.helpers import (

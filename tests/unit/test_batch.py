@@ -10,6 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from hashfed.keys.errors import HashfedError, ProtocolError, VerificationError
+from hashfed.keys.names import COLLECTION_RE, LABEL_RE, ORG_RE
 from hashfed.protocol.batch import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
@@ -23,7 +24,6 @@ from hashfed.protocol.batch import (
 )
 from hashfed.protocol.entries import MAX_LABELS, OPINIONS, OPS, Entry
 from hashfed.protocol.hashtypes import HASH_TYPES
-from hashfed.protocol.names import COLLECTION_RE, LABEL_RE, ORG_RE
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"

@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from hashfed.federation.config import LimitsConfig
-from hashfed.federation.guard import (
+from hashfed.federation.http.guard import (
     NonceCache,
     NonceCapacityError,
     RateLimiter,

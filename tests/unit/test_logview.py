@@ -1,6 +1,7 @@
 """The reader's trust state machine (protocol.logview, PROTOCOL §7), with no IO.
 
-``assess`` compares a verified checkpoint with the reader's view; ``PageVerifier`` checks
+``LogView.check`` compares a verified checkpoint with the reader's view (``check_held``
+with leaves it already holds); ``PageVerifier`` checks
 pages of batch bytes towards a signed checkpoint. The logs here are built in memory from
 fixed keys and a fixed time, so every case is exact and needs no socket, file or clock.
 """
@@ -19,7 +20,7 @@ from hashfed.keys import EquivocationError, ProtocolError, Signer, VerificationE
 from hashfed.protocol.batch import Batch, encode_batch
 from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
 from hashfed.protocol.entries import Entry
-from hashfed.protocol.logview import Assessment, PageVerifier, assess
+from hashfed.protocol.logview import Assessment, LogView, PageVerifier
 from hashfed.protocol.merkle import (
     EMPTY_ROOT,
     CompactRange,
@@ -94,15 +95,16 @@ def no_root_at(n: int) -> bytes:
 def run_assess(
     ours: int, theirs: Checkpoint, their_note: bytes, *, our_note: bytes | None = b""
 ) -> Assessment:
-    return assess(
-        log_id=LOG,
+    view = LogView(
+        LOG,
         size=ours,
         root=root(ours),
         note=note(ours) if our_note == b"" else our_note,
-        theirs=theirs,
-        their_note=their_note,
+        held=edge(ours),
+        pending_note=None,
         root_at=root_at_of(LEAVES) if theirs.size < ours else no_root_at,
     )
+    return view.check(theirs, their_note)
 
 
 # assess ----------------------------------------------------------------------------------------
@@ -213,17 +215,7 @@ ASSESS_WITH_PENDING = [
 )
 def test_assess_with_a_pending_checkpoint(theirs: Checkpoint, expected: Assessment | str) -> None:
     def call() -> Assessment:
-        return assess(
-            log_id=LOG,
-            size=SERVED,
-            root=root(SERVED),
-            note=note(SERVED),
-            theirs=theirs,
-            their_note=b"their note",
-            root_at=root_at_of(LEAVES),
-            pending=checkpoint(PENDING),
-            pending_note=note(PENDING),
-        )
+        return pending_view().check(theirs, b"their note")
 
     if isinstance(expected, Assessment):
         assert call() is expected
@@ -239,41 +231,58 @@ def test_assess_with_a_pending_checkpoint(theirs: Checkpoint, expected: Assessme
     )
 
 
-PENDING_BAD = [
-    ("a pending checkpoint without its note", checkpoint(PENDING), None, ValueError, "go together"),
-    ("a note without its checkpoint", None, note(PENDING), ValueError, "go together"),
-    (
-        "a pending checkpoint of another log",
-        Checkpoint("other.example/csam", PENDING, root(PENDING)),
-        b"note",
-        VerificationError,
-        "pending checkpoint is for other.example/csam",
-    ),
+def pending_view(held: int = 4) -> LogView:
+    return LogView(
+        LOG,
+        size=SERVED,
+        root=root(SERVED),
+        note=note(SERVED),
+        held=edge(held),
+        pending_note=note(PENDING),
+        root_at=root_at_of(LEAVES),
+    )
+
+
+def test_a_view_refuses_a_pending_checkpoint_of_another_log() -> None:
+    other_signer = Signer.from_seed("other.example", bytes(32))
+    other = sign_checkpoint(Checkpoint("other.example/csam", PENDING, root(PENDING)), [other_signer])
+    with pytest.raises(VerificationError, match="pending checkpoint is for other.example/csam"):
+        LogView(
+            LOG, size=SERVED, root=root(SERVED), note=note(SERVED), held=edge(4),
+            pending_note=other, root_at=no_root_at,
+        )
+
+
+def test_an_empty_view_finds_any_checkpoint_ahead() -> None:
+    assert LogView.empty(LOG).check(checkpoint(3), note(3)) is Assessment.AHEAD
+    assert not LogView.empty(LOG).known
+
+
+CHECK_HELD = [
+    # (id, their size, leaves their root is of, the note ours is, or None when consistent)
+    ("held leaves, the same root", 4, LEAVES, None),
+    ("the served size, the same root", SERVED, LEAVES, None),
+    ("past served, within pending, forked", 4, FORKED, "pending"),
+    ("within the served prefix, forked", 2, (LEAVES[0], leaf_hash(make_batch(1, salt=2))), "served"),
 ]
 
 
 @pytest.mark.parametrize(
-    ("pending", "pending_note", "error", "message"),
-    [c[1:] for c in PENDING_BAD],
-    ids=[c[0] for c in PENDING_BAD],
+    ("theirs", "leaves", "ours"), [c[1:] for c in CHECK_HELD], ids=[c[0] for c in CHECK_HELD]
 )
-def test_assess_refuses_a_pending_view_that_does_not_fit(
-    pending: Checkpoint | None, pending_note: bytes | None, error: type[Exception], message: str
-) -> None:
-    with pytest.raises(error) as caught:
-        assess(
-            log_id=LOG,
-            size=SERVED,
-            root=root(SERVED),
-            note=note(SERVED),
-            theirs=checkpoint(PENDING),
-            their_note=note(PENDING),
-            root_at=no_root_at,
-            pending=pending,
-            pending_note=pending_note,
-        )
-    assert type(caught.value) is error
-    assert message in str(caught.value)
+def test_check_held(theirs: int, leaves: tuple[bytes, ...], ours: str | None) -> None:
+    view = pending_view()
+    if ours is None:
+        view.check_held(checkpoint(theirs, leaves), b"theirs")
+        return
+    with pytest.raises(EquivocationError, match="contradicts the leaves held") as caught:
+        view.check_held(checkpoint(theirs, leaves), b"theirs")
+    assert caught.value.ours == (note(PENDING) if ours == "pending" else note(SERVED))
+
+
+def test_check_held_is_only_for_held_sizes() -> None:
+    with pytest.raises(ValueError, match="within the held leaves"):
+        pending_view().check_held(checkpoint(5), note(5))
 
 
 @settings(max_examples=150, deadline=None)

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hashfed.federation import merge
+from hashfed.federation.merged import writer as merge
 from hashfed.federation.store import Store
+from hashfed.keys.names import parse_log_id
 from hashfed.protocol.entries import Entry
-from hashfed.protocol.names import parse_log_id
 from tests.helpers import md5, pdq, sha256
 
 A = "a.example/default"
@@ -45,12 +45,12 @@ def opine(opinion: str, value: str = H) -> Entry:
 def apply(store: Store, log_id: str, entries: Sequence[Entry]) -> None:
     """One page of one log, in one transaction, as the puller and publisher commit it."""
     with store.transaction():
-        log = store.ensure_log(*parse_log_id(log_id))
+        log = store.logs.ensure(*parse_log_id(log_id))
         merge.apply_entries(store.conn, log.id, entries)
 
 
 def records(store: Store) -> list[dict]:
-    return [r.to_json_obj() for r in store.records(active_only=False)]
+    return [r.to_json_obj() for r in store.merged.records(active_only=False)]
 
 
 @pytest.fixture
@@ -185,10 +185,10 @@ CASES: list[tuple[str, list[Step], dict | None]] = [
 def test_merge_rules(store: Store, steps: list[Step], expected: dict | None) -> None:
     for log_id, entries in steps:
         apply(store, log_id, entries)
-    record_ = store.lookup("md5", H)
+    record_ = store.merged.lookup("md5", H)
     assert (None if record_ is None else record_.to_json_obj()) == expected
     assert records(store) == ([] if expected is None else [expected])
-    exported = [r.to_json_obj() for r in store.records(active_only=True)]
+    exported = [r.to_json_obj() for r in store.merged.records(active_only=True)]
     assert exported == ([expected] if expected is not None and expected["active"] else [])
 
 
@@ -197,14 +197,14 @@ def test_inactive_record_is_looked_up_but_not_exported(store: Store) -> None:
     apply(store, B, [opine("false_positive", value=md5(2)), opine("true_positive", value=md5(3))])
     apply(store, A, [remove(value=md5(2))])
 
-    assert [r.value for r in store.records(active_only=True)] == [md5(1)]
-    assert [(r.value, r.active) for r in store.records(active_only=False)] == [
+    assert [r.value for r in store.merged.records(active_only=True)] == [md5(1)]
+    assert [(r.value, r.active) for r in store.merged.records(active_only=False)] == [
         (md5(1), True),
         (md5(2), False),
         (md5(3), False),
     ]
-    assert store.record_count() == (1, 3)
-    looked_up = store.lookup_many_json([("md5", md5(3)), ("md5", md5(9)), ("md5", md5(2)), ("md5", md5(3))])
+    assert store.merged.count() == (1, 3)
+    looked_up = store.merged.lookup_many_json([("md5", md5(3)), ("md5", md5(9)), ("md5", md5(2)), ("md5", md5(3))])
     assert [None if r is None else (r["value"], r["active"]) for r in looked_up] == [
         (md5(3), False),
         None,
@@ -217,7 +217,7 @@ def test_type_is_part_of_the_key(store: Store) -> None:
     """The same hex under two types is two records (sha256 and pdq are both 64 digits)."""
     apply(store, A, [Entry.add("sha256", sha256(7), ["s:1"]), Entry.add("pdq", pdq(7), ["p:1"])])
     apply(store, A, [Entry.remove("pdq", pdq(7))])
-    assert [(r.type, r.value, r.labels) for r in store.records(active_only=False)] == [
+    assert [(r.type, r.value, r.labels) for r in store.merged.records(active_only=False)] == [
         ("sha256", sha256(7), ("s:1",)),
     ]
 

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hashfed.keys.errors import ProtocolError
-from hashfed.protocol.names import (
+from hashfed.keys.names import (
     COLLECTION_RE,
     LABEL_RE,
     ORG_RE,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from hashfed.federation.node import Node
+from hashfed.federation.http.node import Node
 from tests.helpers import FakeClock, configure
 
 ORG = "a.example"

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pytest
 
 from hashfed.federation.home import Home, add_key, open_home
-from hashfed.federation.publisher import _store_next_page, chunk_entries, publish
+from hashfed.federation.publish import _store_next_page, chunk_entries, publish
 from hashfed.federation.store import Store
 from hashfed.keys import Signer
 from hashfed.keys.errors import StoreError, VerificationError
@@ -57,16 +57,16 @@ def store(home: Home):
 
 def stage(store: Store, entries: Sequence[Entry], collection: str = "default") -> None:
     with store.transaction():
-        store.stage(collection, entries)
+        store.staging.stage(collection, entries)
 
 
 def served(store: Store, home: Home, log_id: str = LOG) -> tuple[list, Checkpoint]:
     """Read a log back as a reader would: decode every batch, verify the checkpoint, and
     check the signed root is the root of the stored leaves. Returns (batches, checkpoint)."""
-    log = store.log(log_id)
+    log = store.logs.get(log_id)
     assert log is not None and log.checkpoint is not None
     org, collection = log_id.split("/")
-    data = list(store.iter_batches(log, 0, log.size))
+    data = list(store.logs.iter_batches(log, 0, log.size))
     batches = [decode_batch(d, org=org, collection=collection, index=i) for i, d in enumerate(data)]
     signed = verify_checkpoint(log.checkpoint, log_id=log_id, verifiers=[s.verifier() for s in home.signers])
     assert signed.checkpoint.size == len(batches) == log.held
@@ -98,10 +98,10 @@ def test_publish_makes_batches_a_reader_accepts(home: Home, store: Store) -> Non
     assert list(batches[0].entries) == entries
     assert batches[0].created == "2026-11-26T02:19:41Z"
     served(store, home, "a.example/csam")
-    assert store.staged_collections() == []
-    assert all(log.own for log in store.logs())
+    assert store.staging.collections() == []
+    assert all(log.own for log in store.logs.all())
     # The own merged list follows what was published.
-    assert [(r.type, r.value, r.active) for r in store.records(active_only=False)] == [
+    assert [(r.type, r.value, r.active) for r in store.merged.records(active_only=False)] == [
         ("md5", md5(2), False),
         ("md5", md5(9), True),
         ("sha256", "ab" * 32, True),
@@ -123,13 +123,13 @@ def test_publish_with_nothing_staged_is_a_no_op(home: Home, store: Store) -> Non
 def test_later_publishes_append(home: Home, store: Store) -> None:
     stage(store, [Entry.add("md5", md5(1))])
     publish(store, home.signers, now=FIXED_NOW)
-    first = store.log(LOG)
+    first = store.logs.get(LOG)
     stage(store, [Entry.add("md5", md5(2))])
     (done,) = publish(store, home.signers, now=FIXED_NOW)
     assert (done.size, done.new_batches) == (2, 1)
     batches, _ = served(store, home)
     assert [b.entries[0].value for b in batches] == [md5(1), md5(2)]
-    assert store.root_at(store.log(LOG), 1) == first.root  # the old tree is a prefix
+    assert store.logs.root_at(store.logs.get(LOG), 1) == first.root  # the old tree is a prefix
 
 
 @pytest.mark.parametrize(
@@ -195,9 +195,9 @@ def test_crash_after_storing_before_signing(home: Home, store: Store) -> None:
     """Leaves stored, no signature yet: the next publish signs exactly that tree."""
     stage(store, [Entry.add("md5", md5(1)), Entry.add("md5", md5(2))])
     assert _store_next_page(store, ORG, "default", FIXED_NOW, 1) == (1, 2)  # then "crash"
-    log = store.log(LOG)
+    log = store.logs.get(LOG)
     assert (log.held, log.size, log.checkpoint) == (1, 0, None)  # not served yet
-    assert store.staged_collections() == []
+    assert store.staging.collections() == []
     stored_root = log.held_edge.root()
 
     (done,) = publish(store, home.signers, now=FIXED_NOW)
@@ -213,7 +213,7 @@ def test_signer_failure_then_publish_signs_the_same_root(home: Home, store: Stor
     failing = [FailingSigner.from_seed(ORG, s._seed()) for s in home.signers]
     with pytest.raises(SignerError):
         publish(store, failing, now=FIXED_NOW)
-    log = store.log(LOG)
+    log = store.logs.get(LOG)
     assert (log.held, log.size, log.checkpoint) == (1, 0, None)
     assert store.conn.execute("SELECT count(*) FROM checkpoints").fetchone() == (0,)
     root = log.held_edge.root()
@@ -222,19 +222,19 @@ def test_signer_failure_then_publish_signs_the_same_root(home: Home, store: Stor
     stage(store, [Entry.add("md5", md5(2))])
     with pytest.raises(SignerError):
         publish(store, failing, now=FIXED_NOW)
-    assert store.root_at(store.log(LOG), 1) == root
+    assert store.logs.root_at(store.logs.get(LOG), 1) == root
 
     (done,) = publish(store, home.signers, now=FIXED_NOW)
     assert (done.size, done.new_batches) == (2, 0)
     batches, checkpoint = served(store, home)
     assert [b.entries[0].value for b in batches] == [md5(1), md5(2)]
-    assert store.root_at(store.log(LOG), 1) == root
+    assert store.logs.root_at(store.logs.get(LOG), 1) == root
 
     # The node will never accept a second root for a size it signed.
     other = Checkpoint(origin=LOG, size=2, root=bytes(32))
     before = db_snapshot(home.db_path)
     with pytest.raises(StoreError), store.transaction():
-        store.accept_checkpoint(store.log(LOG), other, sign_checkpoint(other, home.signers))
+        store.logs.accept_checkpoint(store.logs.get(LOG), other, sign_checkpoint(other, home.signers))
     assert db_snapshot(home.db_path) == before
     assert store.conn.execute("SELECT size, root FROM checkpoints").fetchall() == [(2, checkpoint.root)]
 
@@ -246,7 +246,7 @@ def test_every_key_signs_after_a_rotation(home: Home) -> None:
     with rotated.open_store() as store:
         stage(store, [Entry.add("md5", md5(1))])
         publish(store, rotated.signers, now=FIXED_NOW)
-        note = store.log(LOG).checkpoint
+        note = store.logs.get(LOG).checkpoint
     for signer in rotated.signers:  # a peer that trusts either key alone accepts it
         verify_checkpoint(note, log_id=LOG, verifiers=[signer.verifier()])
 
@@ -262,7 +262,7 @@ def test_a_write_from_another_process_between_batches(home: Home, store: Store) 
 
     def meanwhile(n: int) -> None:
         with other.transaction():
-            other.stage("csam", [Entry.add("md5", md5(10**6 + len(written)))])
+            other.staging.stage("csam", [Entry.add("md5", md5(10**6 + len(written)))])
         written.append(n)
 
     try:
@@ -274,7 +274,7 @@ def test_a_write_from_another_process_between_batches(home: Home, store: Store) 
     assert [(p.log_id, p.size) for p in done] == [(LOG, 4)]
     batches, _ = served(store, home)
     assert sum(len(b.entries) for b in batches) == count
-    assert store.staged_collections() == [("csam", 4)]  # the other writer's entries, kept
+    assert store.staging.collections() == [("csam", 4)]  # the other writer's entries, kept
 
 
 def test_a_page_of_batches_is_one_transaction_and_batches_stay_full(
@@ -294,7 +294,7 @@ def test_a_page_of_batches_is_one_transaction_and_batches_stay_full(
 def test_published_batches_decode_for_the_right_log_only(home: Home, store: Store) -> None:
     stage(store, [Entry.add("md5", md5(1))])
     publish(store, home.signers, now=FIXED_NOW)
-    (data,) = store.iter_batches(store.log(LOG), 0, 1)
+    (data,) = store.logs.iter_batches(store.logs.get(LOG), 0, 1)
     with pytest.raises(VerificationError, match="expected leaf 0 of a.example/csam"):
         decode_batch(data, org=ORG, collection="csam", index=0)
     with pytest.raises(VerificationError, match="expected leaf 1 of a.example/default"):

@@ -3,7 +3,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hashfed.federation.records import build_record, record_json_obj
+from hashfed.federation.merged.records import build_record, record_json_obj
 
 NAMES = {1: ("a.example", "default"), 2: ("a.example", "csam"), 3: ("b.example", "default"), 4: ("ngo.example", "x")}
 

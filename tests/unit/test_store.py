@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from hashfed.federation import store as store_module
-from hashfed.federation._schema import MIGRATIONS
-from hashfed.federation.store import Store
+from hashfed.federation.store import Store, WrongStart, migrations
+from hashfed.federation.store.migrations import MIGRATIONS
 from hashfed.keys import Signer
 from hashfed.keys.errors import ConfigError, ProtocolError, StoreError
 from hashfed.protocol.batch import Batch, decode_batch, encode_batch
 from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
 from hashfed.protocol.entries import Entry
+from hashfed.protocol.logview import VerifiedPage
 from hashfed.protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash, root_hash
 from tests.helpers import FIXED_NOW, db_snapshot, md5
 
@@ -59,11 +59,15 @@ def extend(edge: CompactRange, batches: list[Batch]) -> tuple[list[bytes], Compa
     return leaves, edge
 
 
+def page(batches: list[Batch], leaves: list[bytes], edge: CompactRange) -> VerifiedPage:
+    return VerifiedPage(tuple(batches), tuple(leaves), edge)
+
+
 def append(store: Store, batches: list[Batch], *, log_id: str = LOG):
     with store.transaction():
-        log = store.ensure_log(*log_id.split("/"))
+        log = store.logs.ensure(*log_id.split("/"))
         leaves, edge = extend(log.held_edge, batches)
-        return store.append_batches(log, batches, leaves, edge)
+        return store.logs.commit_page(log.log_id, page(batches, leaves, edge))
 
 
 def checkpoint(
@@ -75,9 +79,9 @@ def checkpoint(
 
 def accept(store: Store, cp: Checkpoint, note: bytes, *, log_id: str = LOG):
     with store.transaction():
-        log = store.log(log_id)
+        log = store.logs.get(log_id)
         assert log is not None
-        return store.accept_checkpoint(log, cp, note)
+        return store.logs.accept_checkpoint(log, cp, note)
 
 
 # -- schema and pragmas -----------------------------------------------------------------
@@ -95,7 +99,7 @@ def test_fresh_store_gets_the_newest_schema(store: Store) -> None:
 
 def test_reopening_keeps_data_and_runs_no_migration_twice(path: Path) -> None:
     with Store(path) as store, store.transaction():
-        store.stage("default", [Entry.add("md5", md5(1))])
+        store.staging.stage("default", [Entry.add("md5", md5(1))])
     before = db_snapshot(path)
     with Store(path):
         pass
@@ -140,7 +144,7 @@ def test_a_failing_migration_leaves_the_old_version(path: Path, monkeypatch: pyt
         db.execute("CREATE TABLE half_done (x)")
         raise RuntimeError("migration 2 failed")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", (*MIGRATIONS, broken))
+    monkeypatch.setattr(migrations, "MIGRATIONS", (*MIGRATIONS, broken))
     with pytest.raises(RuntimeError, match="migration 2 failed"):
         Store(path)
     assert db_snapshot(path) == before
@@ -152,19 +156,19 @@ def test_a_failing_migration_leaves_the_old_version(path: Path, monkeypatch: pyt
 def test_a_transaction_rolls_back_on_error(path: Path, store: Store) -> None:
     before = db_snapshot(path)
     with pytest.raises(KeyError), store.transaction():
-        store.stage("default", [Entry.add("md5", md5(1))])
-        store.ensure_log(ORG, "default", own=True)
+        store.staging.stage("default", [Entry.add("md5", md5(1))])
+        store.logs.ensure(ORG, "default", own=True)
         raise KeyError("boom")
     assert db_snapshot(path) == before
     with store.transaction():  # and the connection is usable again
-        store.stage("default", [Entry.add("md5", md5(2))])
-    assert [e.value for _, e in store.staged_page("default", 10)] == [md5(2)]
+        store.staging.stage("default", [Entry.add("md5", md5(2))])
+    assert [e.value for _, e in store.staging.page("default", 10)] == [md5(2)]
 
 
 def test_nested_transactions_are_refused(path: Path, store: Store) -> None:
     before = db_snapshot(path)
     with pytest.raises(StoreError, match="nested transaction"), store.transaction():
-        store.stage("default", [Entry.add("md5", md5(1))])
+        store.staging.stage("default", [Entry.add("md5", md5(1))])
         with store.transaction():
             pass
     assert db_snapshot(path) == before
@@ -181,7 +185,7 @@ def _trigger_rolls_back(store: Store) -> None:
     store.conn.execute(
         "CREATE TEMP TRIGGER refuse BEFORE INSERT ON staged BEGIN SELECT RAISE(ROLLBACK, 'refused'); END"
     )
-    store.stage("default", [Entry.add("md5", md5(1))])
+    store.staging.stage("default", [Entry.add("md5", md5(1))])
 
 
 FAILING_TRANSACTIONS: list[tuple[str, Callable[[Store], None], type[Exception], str]] = [
@@ -224,24 +228,24 @@ def test_a_failed_page_stores_nothing(path: Path, store: Store) -> None:
     before = db_snapshot(path)
     good = batch(1)
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         leaves, edge = extend(log.held_edge, [good])
-        store.append_batches(log, [good], leaves, edge)
+        store.logs.commit_page(LOG, page([good], leaves, edge))
         store.conn.execute("INSERT INTO batches (log, idx, data) VALUES (?, 0, x'')", (log.id,))
     assert db_snapshot(path) == before
 
 
-# -- append_batches: a log only grows at its end -------------------------------------------
+# -- commit_page: a log only grows at its end -------------------------------------------
 
 
 def test_append_stores_bytes_verbatim_and_merges(store: Store) -> None:
     log = append(store, [batch(0), batch(1)])
     assert (log.held, log.size, log.checkpoint) == (2, 0, None)
-    assert list(store.iter_batches(log, 0, 99)) == [batch(0).data, batch(1).data]
-    assert store.leaf_hashes(log, 2) == [leaf_hash(batch(0).data), leaf_hash(batch(1).data)]
-    assert store.root_at(log, 2) == root_hash(store.leaf_hashes(log, 2))
-    assert store.root_at(log, 0) == EMPTY_ROOT
-    assert [r.value for r in store.records()] == [md5(0), md5(1), md5(100), md5(101)]
+    assert list(store.logs.iter_batches(log, 0, 99)) == [batch(0).data, batch(1).data]
+    assert store.logs.leaf_hashes(log, 2) == [leaf_hash(batch(0).data), leaf_hash(batch(1).data)]
+    assert store.logs.root_at(log, 2) == root_hash(store.logs.leaf_hashes(log, 2))
+    assert store.logs.root_at(log, 0) == EMPTY_ROOT
+    assert [r.value for r in store.merged.records()] == [md5(0), md5(1), md5(100), md5(101)]
     log = append(store, [batch(2)])
     assert log.held == 3
     assert append(store, []) == log  # an empty page changes nothing
@@ -257,9 +261,9 @@ def test_root_at_an_accepted_size_reads_its_checkpoint_not_the_leaves(store: Sto
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)
     try:
-        assert store.root_at(log, 1) == one.root
+        assert store.logs.root_at(log, 1) == one.root
         assert not any("leaves" in s for s in statements), statements
-        assert store.root_at(log, 2) == root_hash([leaf_hash(batch(i).data) for i in range(2)])
+        assert store.logs.root_at(log, 2) == root_hash([leaf_hash(batch(i).data) for i in range(2)])
         assert any("FROM leaves" in s for s in statements), statements
     finally:
         store.conn.set_trace_callback(None)
@@ -270,16 +274,16 @@ def test_pending_is_the_note_held_pages_were_proven_against(store: Store) -> Non
     afterwards), cleared when a checkpoint is served for every leaf held."""
     _, note = checkpoint(3, root_hash([leaf_hash(batch(i).data) for i in range(3)]))
     with store.transaction():
-        log = store.ensure_log(ORG, "default")
+        log = store.logs.ensure(ORG, "default")
         assert log.pending is None
         leaves, edge = extend(log.held_edge, [batch(0)])
-        log = store.append_batches(log, [batch(0)], leaves, edge, pending=note)
+        log = store.logs.commit_page(log.log_id, page([batch(0)], leaves, edge), proven_by=note)
     assert (log.held, log.size, log.pending) == (1, 0, note)
     log = append(store, [batch(1)])
     assert log.pending == note
     with store.transaction():
         leaves, edge = extend(log.held_edge, [batch(2)])
-        log = store.append_batches(log, [batch(2)], leaves, edge, pending=note)
+        log = store.logs.commit_page(log.log_id, page([batch(2)], leaves, edge), proven_by=note)
     log = accept(store, *checkpoint(3, log.held_edge.root()))
     assert (log.held, log.size, log.pending) == (3, 3, None)
 
@@ -326,7 +330,7 @@ def _missing_leaf(log, edge):  # type: ignore[no-untyped-def]
 
 
 BAD_PAGES: list[tuple[str, Callable, str]] = [
-    ("starts past the end", _wrong_start, "page starts at 2, store holds 1"),
+    ("starts past the end", _wrong_start, "the page starts at 2, this node holds 1 batches"),
     ("skips an index", _gap, "batch 1 of the page is leaf 3 of a.example/default, expected leaf 2"),
     (
         "another org's batch",
@@ -347,9 +351,9 @@ def test_append_refuses_a_page_that_does_not_extend_the_log(
     append(store, [batch(0)])
     before = db_snapshot(path)
     with pytest.raises(StoreError) as caught, store.transaction():
-        log = store.log(LOG)
+        log = store.logs.get(LOG)
         batches, leaves, edge = make(log, log.held_edge)
-        store.append_batches(log, batches, leaves, edge)
+        store.logs.commit_page(LOG, page(batches, leaves, edge))
     assert message in str(caught.value)
     assert db_snapshot(path) == before
 
@@ -366,12 +370,12 @@ def test_accept_checkpoint_moves_the_served_view(store: Store) -> None:
     assert store.conn.execute("SELECT log, size, root, note FROM checkpoints").fetchall() == [
         (log.id, 2, cp.root, note)
     ]
-    assert [x.log_id for x in store.served_logs()] == [LOG]
+    assert [x.log_id for x in store.logs.served()] == [LOG]
     assert accept(store, cp, note) == log  # the same checkpoint again: no change
 
 
 def _cp_too_small(store: Store, log) -> tuple[Checkpoint, bytes]:  # type: ignore[no-untyped-def]
-    return checkpoint(1, store.root_at(log, 1))
+    return checkpoint(1, store.logs.root_at(log, 1))
 
 
 def _cp_too_big(store: Store, log) -> tuple[Checkpoint, bytes]:  # type: ignore[no-untyped-def]
@@ -402,7 +406,7 @@ def test_accept_checkpoint_refuses(path: Path, store: Store, make: Callable, mes
     accept(store, *checkpoint(2, log.held_edge.root()))
     before = db_snapshot(path)
     with pytest.raises(StoreError, match=message):
-        accept(store, *make(store, store.log(LOG)))
+        accept(store, *make(store, store.logs.get(LOG)))
     assert db_snapshot(path) == before
 
 
@@ -430,17 +434,17 @@ def test_staging_keeps_order_per_collection(store: Store) -> None:
         Entry.opine("md5", md5(3), "false_positive"),
     ]
     with store.transaction():
-        assert store.stage("default", entries) == 3
-        assert store.stage("csam", [Entry.add("md5", md5(9))]) == 1
-    assert store.staged_collections() == [("csam", 1), ("default", 3)]
-    staged = store.staged_page("default", 10)
+        assert store.staging.stage("default", entries) == 3
+        assert store.staging.stage("csam", [Entry.add("md5", md5(9))]) == 1
+    assert store.staging.collections() == [("csam", 1), ("default", 3)]
+    staged = store.staging.page("default", 10)
     assert [e for _, e in staged] == entries
     assert [seq for seq, _ in staged] == sorted(seq for seq, _ in staged)
-    assert store.staged_page("default", 2) == staged[:2]
+    assert store.staging.page("default", 2) == staged[:2]
     with store.transaction():
-        store.unstage("default", staged[1][0])
-    assert [e for _, e in store.staged_page("default", 10)] == entries[2:]
-    assert store.staged_collections() == [("csam", 1), ("default", 1)]
+        store.staging.unstage("default", staged[1][0])
+    assert [e for _, e in store.staging.page("default", 10)] == entries[2:]
+    assert store.staging.collections() == [("csam", 1), ("default", 1)]
 
 
 BAD_STAGING = [
@@ -476,7 +480,7 @@ def test_staging_refuses_entries_no_batch_could_hold(
     """Checked when staged, so one bad entry cannot block every later publish."""
     before = db_snapshot(path)
     with pytest.raises(ProtocolError) as caught, store.transaction():
-        store.stage(collection, entries)
+        store.staging.stage(collection, entries)
     assert message in str(caught.value)
     assert db_snapshot(path) == before
 
@@ -485,7 +489,7 @@ def test_staging_refuses_entries_no_batch_could_hold(
 
 
 def add_peer(store: Store, org: str = "b.example", vkeys: list[str] | None = None) -> None:
-    store.add_peer(
+    store.peers.add(
         org,
         url="http://127.0.0.1:1",
         vkeys=[OTHER.vkey()] if vkeys is None else vkeys,
@@ -497,8 +501,8 @@ def add_peer(store: Store, org: str = "b.example", vkeys: list[str] | None = Non
 
 def test_peers_and_grants_make_the_trust_store(store: Store) -> None:
     add_peer(store)
-    store.grant("b.example", LOG)
-    trust = store.trust_store([SIGNER])
+    store.peers.grant("b.example", LOG)
+    trust = store.peers.trust_store([SIGNER])
     assert trust.verifiers_for("b.example") == (OTHER.verifier(),)
     assert trust.verifiers_for(ORG) == (SIGNER.verifier(),)
     assert trust.may_read("b.example", LOG)
@@ -506,14 +510,14 @@ def test_peers_and_grants_make_the_trust_store(store: Store) -> None:
 
     rotated = Signer.from_seed("b.example", bytes(32))
     add_peer(store, vkeys=[rotated.vkey(), OTHER.vkey()])  # keys are replaced, grants kept
-    assert set(store.trust_store().verifiers_for("b.example")) == {rotated.verifier(), OTHER.verifier()}
+    assert set(store.peers.trust_store().verifiers_for("b.example")) == {rotated.verifier(), OTHER.verifier()}
     add_peer(store, vkeys=[rotated.vkey()])  # the old key retired
-    assert store.trust_store().verifiers_for("b.example") == (rotated.verifier(),)
-    assert store.trust_store().may_read("b.example", LOG)
-    store.revoke("b.example", LOG)
-    assert not store.trust_store().may_read("b.example", LOG)
-    store.remove_peer("b.example")
-    assert store.trust_store().get("b.example") is None
+    assert store.peers.trust_store().verifiers_for("b.example") == (rotated.verifier(),)
+    assert store.peers.trust_store().may_read("b.example", LOG)
+    store.peers.revoke("b.example", LOG)
+    assert not store.peers.trust_store().may_read("b.example", LOG)
+    store.peers.remove("b.example")
+    assert store.peers.trust_store().get("b.example") is None
 
 
 BAD_PEER_CHANGES: list[tuple[str, Callable[[Store], None], type[Exception], str]] = [
@@ -531,11 +535,11 @@ BAD_PEER_CHANGES: list[tuple[str, Callable[[Store], None], type[Exception], str]
         "the key is for 'a.example'",
     ),
     ("no key", lambda s: add_peer(s, vkeys=[]), ConfigError, "at least one --key"),
-    ("remove unknown peer", lambda s: s.remove_peer("c.example"), ConfigError, "no peer c.example"),
-    ("grant a bad log id", lambda s: s.grant("b.example", "a.example"), ProtocolError, "bad log id"),
+    ("remove unknown peer", lambda s: s.peers.remove("c.example"), ConfigError, "no peer c.example"),
+    ("grant a bad log id", lambda s: s.peers.grant("b.example", "a.example"), ProtocolError, "bad log id"),
     (
         "revoke what was never granted",
-        lambda s: s.revoke("b.example", "a.example/csam"),
+        lambda s: s.peers.revoke("b.example", "a.example/csam"),
         ConfigError,
         "has no grant",
     ),
@@ -549,7 +553,7 @@ def test_bad_peer_changes_are_refused(
     path: Path, store: Store, change: Callable[[Store], None], error: type[Exception], message: str
 ) -> None:
     add_peer(store)
-    store.grant("b.example", LOG)
+    store.peers.grant("b.example", LOG)
     before = db_snapshot(path)
     with pytest.raises(error) as caught:
         change(store)
@@ -559,27 +563,27 @@ def test_bad_peer_changes_are_refused(
 
 
 def test_pull_status_counts_failures_and_keeps_the_last_success(store: Store) -> None:
-    store.note_pull("b.example", now="t1", error=None)
-    store.note_pull("b.example", now="t2", error="timeout")
-    store.note_pull("b.example", now="t3", error="refused")
-    status = store.peer_status()["b.example"]
+    store.peers.note_pull("b.example", now="t1", error=None)
+    store.peers.note_pull("b.example", now="t2", error="timeout")
+    store.peers.note_pull("b.example", now="t3", error="refused")
+    status = store.peers.status()["b.example"]
     assert (status.last_attempt, status.last_success, status.last_error, status.failures) == (
         "t3",
         "t1",
         "refused",
         2,
     )
-    store.note_pull("b.example", now="t4", error=None)
-    status = store.peer_status()["b.example"]
+    store.peers.note_pull("b.example", now="t4", error=None)
+    status = store.peers.status()["b.example"]
     assert (status.last_success, status.last_error, status.failures) == ("t4", None, 0)
 
 
 def test_evidence_is_kept_once(store: Store) -> None:
     kwargs = dict(log_id=LOG, kind="equivocation", size=2, ours=b"one", theirs=b"two", detail="d")
-    assert store.record_evidence(**kwargs, source="http://x", now="t1") is True
-    assert store.record_evidence(**kwargs, source="http://y", now="t2") is False
-    assert store.record_evidence(**{**kwargs, "theirs": b"three"}, source="http://y", now="t3") is True
-    assert [(e.theirs, e.source, e.detected_at) for e in store.evidence()] == [
+    assert store.evidence.record(**kwargs, source="http://x", now="t1") is True
+    assert store.evidence.record(**kwargs, source="http://y", now="t2") is False
+    assert store.evidence.record(**{**kwargs, "theirs": b"three"}, source="http://y", now="t3") is True
+    assert [(e.theirs, e.source, e.detected_at) for e in store.evidence.all()] == [
         (b"two", "http://x", "t1"),
         (b"three", "http://y", "t3"),
     ]
@@ -591,11 +595,23 @@ def test_trust_store_is_kept_until_the_database_changes(store: Store, path: Path
     from hashfed.keys import Signer
 
     peer = Signer.from_seed("b.example", bytes(32)).vkey()
-    first = store.trust_store()
-    assert store.trust_store() is first  # unchanged: the same object, no queries
-    store.add_peer("b.example", url=None, vkeys=[peer], accept_push=False, ca_file=None, now="x")
-    own_edit = store.trust_store()
+    first = store.peers.trust_store()
+    assert store.peers.trust_store() is first  # unchanged: the same object, no queries
+    store.peers.add("b.example", url=None, vkeys=[peer], accept_push=False, ca_file=None, now="x")
+    own_edit = store.peers.trust_store()
     assert own_edit is not first and own_edit.get("b.example") is not None
     with Store(path) as other:  # as `hashfed grant` from another process does
-        other.grant("b.example", "a.example/default")
-    assert store.trust_store().may_read("b.example", "a.example/default")
+        other.peers.grant("b.example", "a.example/default")
+    assert store.peers.trust_store().may_read("b.example", "a.example/default")
+
+
+def test_a_page_behind_what_is_held_is_a_wrong_start(path: Path, store: Store) -> None:
+    """Another writer stored the page first: the typed error says where the log is (the
+    puller takes it as overtaken, the push handler answers 409 with that size)."""
+    append(store, [batch(0), batch(1)])
+    before = db_snapshot(path)
+    leaves, edge = extend(CompactRange(), [batch(0)])
+    with pytest.raises(WrongStart) as caught, store.transaction():
+        store.logs.commit_page(LOG, page([batch(0)], leaves, edge))
+    assert (caught.value.start, caught.value.held) == (0, 2)
+    assert db_snapshot(path) == before

@@ -17,7 +17,7 @@ STRANGER = Signer.from_seed("stranger.example", bytes(range(3, 35))).verifier()
 def _store() -> TrustStore:
     return TrustStore(
         [
-            TrustedOrg("acme.example", (ACME_OLD, ACME_NEW), url="https://acme.example", readable=frozenset()),
+            TrustedOrg("acme.example", (ACME_OLD, ACME_NEW), readable=frozenset()),
             TrustedOrg("ngo.example", (NGO,), readable=frozenset({"acme.example/csam"}), accept_push=True),
         ]
     )
@@ -26,7 +26,7 @@ def _store() -> TrustStore:
 def test_lookup_by_org() -> None:
     store = _store()
     acme = store.get("acme.example")
-    assert acme is not None and acme.url == "https://acme.example"
+    assert acme is not None and acme.org == "acme.example"
     assert store.get("stranger.example") is None
     assert store.verifiers_for("acme.example") == (ACME_OLD, ACME_NEW)
     assert store.verifiers_for("stranger.example") == ()

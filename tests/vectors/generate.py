@@ -26,7 +26,12 @@ from hashfed.protocol.batch import encode_batch
 from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
-from hashfed.protocol.merkle import consistency_proof, inclusion_proof, leaf_hash, root_hash
+from hashfed.protocol.merkle import (
+    consistency_proof,
+    inclusion_proof,
+    leaf_hash,
+    root_hash,
+)
 
 HERE = Path(__file__).resolve().parent / "hashfed"
 ORG = "acme.example"

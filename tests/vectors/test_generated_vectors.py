@@ -13,7 +13,12 @@ from hashfed.keys import Verifier
 from hashfed.protocol.batch import decode_batch
 from hashfed.protocol.checkpoint import verify_checkpoint
 from hashfed.protocol.httpsig import RequestTarget, verify_request
-from hashfed.protocol.merkle import leaf_hash, root_hash, verify_consistency, verify_inclusion
+from hashfed.protocol.merkle import (
+    leaf_hash,
+    root_hash,
+    verify_consistency,
+    verify_inclusion,
+)
 from tests.vectors.generate import HERE, build
 
 EXPECTED = build()

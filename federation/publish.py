@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from hashfed.federation.store import LogState, Store
 from hashfed.keys import Signer
+from hashfed.keys.names import make_log_id
 from hashfed.protocol.batch import (
     MAX_BATCH_BYTES,
     MAX_BATCH_ENTRIES,
@@ -23,10 +25,8 @@ from hashfed.protocol.batch import (
 )
 from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
 from hashfed.protocol.entries import Entry
+from hashfed.protocol.logview import VerifiedPage
 from hashfed.protocol.merkle import leaf_hash
-from hashfed.protocol.names import make_log_id
-
-from .store import LogState, Store
 
 # Room kept for the batch's own keys ("collection", "created", "index", ...).
 _HEADER_ROOM = 512
@@ -81,7 +81,7 @@ def publish(
     """
     org = signers[0].name
     grown: dict[str, tuple[int, int]] = {}
-    for collection, _count in store.staged_collections():
+    for collection, _count in store.staging.collections():
         batches = entries = 0
         while True:
             stored_batches, stored_entries = _store_next_page(
@@ -96,7 +96,7 @@ def publish(
         grown[make_log_id(org, collection)] = (batches, entries)
 
     published = []
-    for log in store.logs():
+    for log in store.logs.all():
         if log.own and log.held > log.size:
             log = _sign(store, log, signers)
             batches, entries = grown.get(log.log_id, (0, 0))
@@ -118,40 +118,41 @@ def _store_next_page(
     """
     limit = MAX_BATCH_ENTRIES * page_batches
     with store.transaction():
-        staged = store.staged_page(collection, limit)
+        staged = store.staging.page(collection, limit)
         if not staged:
             return 0, 0
         chunks = list(chunk_entries(staged))
         if len(staged) == limit and len(chunks) > 1 and len(chunks[-1]) < MAX_BATCH_ENTRIES:
             chunks.pop()  # maybe cut short by the page, not the data: it leads the next page
-        for chunk in chunks:
-            _append_batch(store, org, collection, chunk, now)
+        log = store.logs.ensure(org, collection, own=True)
+        store.logs.commit_page(log.log_id, _page_of(log, chunks, now), own=True)
+        store.staging.unstage(collection, chunks[-1][-1][0])
         return len(chunks), sum(len(chunk) for chunk in chunks)
 
 
-def _append_batch(
-    store: Store, org: str, collection: str, chunk: list[tuple[int, Entry]], now: datetime
-) -> None:
-    log = store.ensure_log(org, collection, own=True)
-    data = encode_batch(
-        org=org,
-        collection=collection,
-        index=log.held,
-        created=now,
-        entries=[entry for _seq, entry in chunk],
-    )
-    # encode_batch checked every entry and wrote the one canonical form; the round trip
-    # through decode_batch is proven by the batch tests, so it is not paid again here.
-    batch = Batch(org, collection, log.held, format_created(now), tuple(e for _s, e in chunk), data)
-    leaf = leaf_hash(data)
+def _page_of(
+    log: LogState, chunks: list[list[tuple[int, Entry]]], now: datetime
+) -> VerifiedPage:
+    """Our own next batches, as the page the store commits: the same path a pulled or
+    pushed page takes (``Logs.commit_page``)."""
+    org, collection = log.org, log.collection
     edge = log.held_edge.copy()
-    edge.append(leaf)
-    store.append_batches(log, [batch], [leaf], edge)
-    store.unstage(collection, chunk[-1][0])
+    batches, leaves = [], []
+    for chunk in chunks:
+        index = edge.size
+        entries = [entry for _seq, entry in chunk]
+        data = encode_batch(org=org, collection=collection, index=index, created=now, entries=entries)
+        # encode_batch checked every entry and wrote the one canonical form; the round trip
+        # through decode_batch is proven by the batch tests, so it is not paid again here.
+        batches.append(Batch(org, collection, index, format_created(now), tuple(entries), data))
+        leaf = leaf_hash(data)
+        leaves.append(leaf)
+        edge.append(leaf)
+    return VerifiedPage(tuple(batches), tuple(leaves), edge)
 
 
 def _sign(store: Store, log: LogState, signers: Sequence[Signer]) -> LogState:
     checkpoint = Checkpoint(origin=log.log_id, size=log.held, root=log.held_edge.root())
     note = sign_checkpoint(checkpoint, signers)
     with store.transaction():
-        return store.accept_checkpoint(store.log(log.log_id) or log, checkpoint, note)
+        return store.logs.accept_checkpoint(store.logs.get(log.log_id) or log, checkpoint, note)

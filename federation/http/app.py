@@ -14,15 +14,14 @@ import re
 
 from aiohttp import web
 
+from hashfed.federation.http.auth import PEER, auth_middleware
+from hashfed.federation.http.node import NODE, Node
+from hashfed.federation.http.problems import Problem, problem_middleware
+from hashfed.federation.http.push import handle_push, push_expect
+from hashfed.federation.store import LogState
 from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import make_log_id, parse_log_id
 from hashfed.protocol.merkle import consistency_proof, encode_proof, inclusion_proof
-from hashfed.protocol.names import make_log_id, parse_log_id
-
-from .auth import PEER, auth_middleware
-from .node import NODE, Node
-from .problems import Problem, problem_middleware
-from .push import handle_push, push_expect
-from .store import LogState
 
 PROTOCOL_NAME = "hashfed/1"
 
@@ -57,7 +56,7 @@ def readable_log(request: web.Request) -> LogState:
         parse_log_id(log_id)
     except ProtocolError as exc:
         raise Problem(404, "unknown-log", str(exc)) from exc
-    log = node.store.log(log_id)
+    log = node.store.logs.get(log_id)
     if log is None or log.checkpoint is None:
         raise Problem(404, "unknown-log", f"this node holds no log {log_id}")
     if not node.trust().may_read(request[PEER], log_id):
@@ -88,7 +87,7 @@ async def list_logs(request: web.Request) -> web.Response:
             "size": log.size,
             "checkpoint": log.checkpoint.decode(),
         }
-        for log in node.store.served_logs()
+        for log in node.store.logs.served()
         if trust.may_read(peer, log.log_id)
     ]
     return web.json_response(logs)
@@ -121,7 +120,7 @@ async def get_batches(request: web.Request) -> web.StreamResponse:
             # One finished statement per batch, never a cursor held across an await: an
             # open statement would pin this connection's read snapshot (grants, keys, logs
             # as they were) for as long as a slow client takes to read the page.
-            await response.write(node.store.batch_data(log, index) + b"\n")
+            await response.write(node.store.logs.batch_data(log, index) + b"\n")
         await response.write_eof()
     except ConnectionError:
         pass  # the client went away mid-page; there is no one left to answer
@@ -142,7 +141,7 @@ async def get_inclusion(request: web.Request) -> web.Response:
     # The leaves are one indexed read on the loop's own connection (a sqlite3 connection
     # must not be shared with another thread); the O(size) hashing runs in a worker
     # thread, so a burst of proof requests cannot stall every other client.
-    leaves = node.store.leaf_hashes(log, size)
+    leaves = node.store.logs.leaf_hashes(log, size)
     proof = await asyncio.to_thread(inclusion_proof, index, size, leaves)
     return web.Response(body=encode_proof(proof), content_type="application/json")
 
@@ -160,7 +159,7 @@ async def get_consistency(request: web.Request) -> web.Response:
         raise Problem(400, "out-of-range", f"old {old} is larger than new {new}")
     if new > log.size:
         raise Problem(400, "out-of-range", f"new {new} is larger than the log ({log.size})")
-    leaves = node.store.leaf_hashes(log, new)  # on the loop, as for inclusion
+    leaves = node.store.logs.leaf_hashes(log, new)  # on the loop, as for inclusion
     proof = await asyncio.to_thread(consistency_proof, old, new, leaves)
     return web.Response(body=encode_proof(proof), content_type="application/json")
 

@@ -22,16 +22,18 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable
+from typing import Protocol
 
 import aiohttp
 
+from hashfed.federation.clock import Clock, timestamp
+from hashfed.federation.config import NodeConfig, PullConfig
+from hashfed.federation.home import Home
+from hashfed.federation.store import Store, run_write
+from hashfed.federation.sync.puller import LogResult
+from hashfed.federation.sync.rounds import pull_peer
+from hashfed.keys import Signer, TrustStore
 from hashfed.keys.errors import HashfedError
-
-from .config import PullConfig
-from .node import Node
-from .puller import LogResult
-from .rounds import pull_peer, timestamp
-from .store import run_write
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,22 @@ def failures_after(failures: int, results: list[LogResult] | None) -> int:
     if results is None or any(r.status == "failed" for r in results):
         return failures + 1
     return 0
+
+
+class Node(Protocol):
+    """What the scheduler needs of a running node (``hashfed.federation.http.node.Node``
+    is one): where its store is, its settings and keys, the clock, and the writer
+    connection with the lock every write of the process takes."""
+
+    home: Home
+    config: NodeConfig
+    org: str
+    signers: tuple[Signer, ...]
+    clock: Clock
+    writer: Store
+    write_lock: asyncio.Lock
+
+    def trust(self) -> TrustStore: ...
 
 
 class SyncScheduler:
@@ -107,7 +125,7 @@ class SyncScheduler:
             await asyncio.sleep(self.reconcile_s)
 
     def _reconcile(self) -> None:
-        wanted = {o.org for o in self.node.trust() if o.url and o.org != self.node.org}
+        wanted = {p.org for p in self.node.writer.peers.all() if p.url and p.org != self.node.org}
         for org in wanted - self._tasks.keys():
             self._tasks[org] = asyncio.create_task(self._loop(org), name=f"pull {org}")
         for org in self._tasks.keys() - wanted:
@@ -134,7 +152,7 @@ class SyncScheduler:
             async with node.write_lock:
                 # Finished even if stop() cancels us meanwhile: node.writer is not to be
                 # shared with the next holder of write_lock, or closed, mid-transaction.
-                await run_write(node.writer.note_pull, org, now=timestamp(node.clock()), error=error)
+                await run_write(node.writer.peers.note_pull, org, now=timestamp(node.clock()), error=error)
             raise
 
     async def _loop(self, org: str) -> None:

@@ -17,12 +17,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from hashfed.keys.errors import ConfigError, HashfedError, ProtocolError
-from hashfed.protocol.entries import Entry, normalise_labels
-from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE, normalise
-from hashfed.protocol.names import check_collection, check_org, parse_log_id
-
-from ._cli_common import (
+from hashfed.federation.cli._common import (
     EXIT_ERROR,
     CliError,
     _collection,
@@ -32,12 +27,16 @@ from ._cli_common import (
     _now,
     _stamp,
 )
-from ._cli_net import cmd_pull, cmd_push, cmd_serve
-from ._cli_show import cmd_export, cmd_lookup, cmd_status
-from .config import check_base_url
-from .home import Home, add_key, init_home, remove_key
-from .progress import count_lines, progress_bar
-from .publisher import publish
+from hashfed.federation.cli.net import cmd_pull, cmd_push, cmd_serve
+from hashfed.federation.cli.progress import count_lines, progress_bar
+from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
+from hashfed.federation.config import check_base_url
+from hashfed.federation.home import Home, add_key, init_home, remove_key
+from hashfed.federation.publish import publish
+from hashfed.keys.errors import ConfigError, HashfedError, ProtocolError
+from hashfed.keys.names import check_collection, check_org, parse_log_id
+from hashfed.protocol.entries import Entry, normalise_labels
+from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE, normalise
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,7 +57,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _stage(home: Home, collection: str, entries: Sequence[Entry]) -> None:
     with home.open_store() as store, store.transaction():
-        store.stage(collection, entries)
+        store.staging.stage(collection, entries)
 
 
 def cmd_add(args: argparse.Namespace) -> int:
@@ -147,10 +146,10 @@ def cmd_import(args: argparse.Namespace) -> int:
                 for entry in read_import(iter(source), name):
                     chunk.append(entry)
                     if len(chunk) == 10_000:
-                        count += store.stage(collection, chunk)
+                        count += store.staging.stage(collection, chunk)
                         bar(len(chunk))
                         chunk = []
-                count += store.stage(collection, chunk)
+                count += store.staging.stage(collection, chunk)
                 bar(len(chunk))
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"{name}: not UTF-8 text ({exc.reason})") from exc
@@ -161,7 +160,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 def cmd_publish(args: argparse.Namespace) -> int:
     home = _load(args)
     with home.open_store() as store:
-        staged = sum(n for _c, n in store.staged_collections())
+        staged = sum(n for _c, n in store.staging.collections())
         with progress_bar("publish", unit="entries", total=staged) as bar:
             done = publish(store, home.signers, now=_now(), progress=bar)
     if not done:
@@ -210,15 +209,15 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
     grants = [f"{home.org}/{check_collection(collection)}" for collection in args.grant or ()]
     with home.open_store() as store:
         if args.ca_file:
-            from .transport import make_ssl_context
+            from hashfed.federation.sync.transport import make_ssl_context
 
             try:
                 make_ssl_context(args.ca_file)
             except HashfedError as exc:
                 raise CliError(f"--ca-file: {exc}") from exc
         # Re-adding a known peer (to change its keys, say) keeps what is not given again.
-        known = store.trust_store().get(org)
-        store.add_peer(
+        known = store.peers.get(org)
+        store.peers.add(
             org,
             url=args.url or (known.url if known else None),
             vkeys=args.key,
@@ -231,7 +230,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
             now=_stamp(),
         )
         for log_id in grants:
-            store.grant(org, log_id)
+            store.peers.grant(org, log_id)
     what = [f"{len(args.key)} key(s)"]
     if args.url:
         what.append(f"pulls from {args.url}")
@@ -246,7 +245,7 @@ def cmd_peer_add(args: argparse.Namespace) -> int:
 def cmd_peer_remove(args: argparse.Namespace) -> int:
     home = _load(args)
     with home.open_store() as store:
-        store.remove_peer(args.org)
+        store.peers.remove(args.org)
     print(f"peer {args.org} removed: its keys, grants and pushes are no longer accepted")
     return 0
 
@@ -254,18 +253,18 @@ def cmd_peer_remove(args: argparse.Namespace) -> int:
 def cmd_peer_list(args: argparse.Namespace) -> int:
     home = _load(args)
     with home.open_store() as store:
-        trust = store.trust_store()
-    for org in trust:
+        peers = store.peers.all()
+    for peer in peers:
         flags = []
-        if org.url:
-            flags.append(org.url)
-        if org.accept_push:
+        if peer.url:
+            flags.append(peer.url)
+        if peer.accept_push:
             flags.append("accepts push")
-        if org.readable:
-            flags.append("reads " + ", ".join(sorted(org.readable)))
-        print(f"{org.org}: {'; '.join(flags) or 'keys only'}")
-        for verifier in org.verifiers:
-            print(f"  {verifier.vkey()}")
+        if peer.readable:
+            flags.append("reads " + ", ".join(peer.readable))
+        print(f"{peer.org}: {'; '.join(flags) or 'keys only'}")
+        for vkey in peer.vkeys:
+            print(f"  {vkey}")
     return 0
 
 
@@ -281,9 +280,9 @@ def cmd_grant(args: argparse.Namespace) -> int:
     home = _load(args)
     log_id = _log_arg(args.log)
     with home.open_store() as store:
-        if store.trust_store(home.signers).get(check_org(args.reader)) is None:
+        if store.peers.trust_store(home.signers).get(check_org(args.reader)) is None:
             raise ConfigError(f"no peer {args.reader}; add it first with 'hashfed peer add'")
-        store.grant(args.reader, log_id)
+        store.peers.grant(args.reader, log_id)
     print(f"{args.reader} may now read {log_id}")
     return 0
 
@@ -292,7 +291,7 @@ def cmd_revoke(args: argparse.Namespace) -> int:
     home = _load(args)
     log_id = _log_arg(args.log)
     with home.open_store() as store:
-        store.revoke(args.reader, log_id)
+        store.peers.revoke(args.reader, log_id)
     print(f"{args.reader} may no longer read {log_id}")
     return 0
 
@@ -329,16 +328,11 @@ def cmd_keys_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from hashfed.federation.demo import run_demo
 
     return run_demo()
 
 
-def run_bench(argv: list[str]) -> int:
-    """``hashfed bench ARGS``: ``python -m bench ARGS`` (its options are its own)."""
-    from bench.__main__ import main as bench_main
-
-    return bench_main(argv)
 
 
 # -- the parser ----------------------------------------------------------------------
@@ -451,17 +445,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="three nodes on this machine, end to end")
     p.set_defaults(func=cmd_demo)
-
-    # Listed for --help; main() hands everything after "bench" to the benchmark.
-    p = sub.add_parser("bench", help="the benchmark (python -m bench --help; see BENCHMARKS.md)")
-    p.set_defaults(func=lambda args: run_bench([]))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:
-        return run_bench(argv[1:])
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)

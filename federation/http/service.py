@@ -14,14 +14,13 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
+from hashfed.federation.home import Home
+from hashfed.federation.http.app import create_app
+from hashfed.federation.http.lookup import create_lookup_app
+from hashfed.federation.http.node import Node
+from hashfed.federation.sync.scheduler import SyncScheduler
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys.errors import ConfigError
-
-from .home import Home
-from .lookup import create_lookup_app
-from .node import Node
-from .server import create_app
-from .sync import SyncScheduler
-from .transport import HttpPeer
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ class NodeService:
             app, access_log=None, keepalive_timeout=limits.idle_timeout_s, handle_signals=False
         )
         await self._runner.setup()
-        from .connguard import GuardedSite
+        from hashfed.federation.http.connguard import GuardedSite
 
         site = GuardedSite(
             self._runner,

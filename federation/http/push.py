@@ -2,7 +2,8 @@
 
 A page is batches S..M-1 with the org's signed checkpoint for some N ≥ M and, where M < N,
 the consistency proof from M to N: verified exactly as a pull verifies a page
-(``protocol.logview.PageVerifier``), then appended all or nothing. Checks, in order:
+(``protocol.logview``: the log's view decides equivocation, its page verifier checks the
+page), then committed all or nothing by the store's one commit path. Checks, in order:
 403 (caller is not the log's org, or the host does not accept its pushes), 400 (empty body,
 first line without an integer index, missing or malformed header: a ``Hashfed-Checkpoint``
 that is not the base64 of a checkpoint note, or a ``Hashfed-Proof`` that is not base64
@@ -20,13 +21,18 @@ evidence and the push refused (422 ``equivocation``).
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 
 from aiohttp import HttpVersion11, web
 
+from hashfed.federation.clock import timestamp
+from hashfed.federation.http.auth import PEER, authenticate, read_signed_body
+from hashfed.federation.http.node import NODE, Node
+from hashfed.federation.http.problems import Problem, problem_response
+from hashfed.federation.store import WrongStart, run_write
 from hashfed.keys import TrustedOrg
-from hashfed.keys.errors import HashfedError, ProtocolError, StoreError
+from hashfed.keys.encoding import b64decode
+from hashfed.keys.errors import EquivocationError, HashfedError, ProtocolError, StoreError
+from hashfed.keys.names import make_log_id, parse_log_id
 from hashfed.protocol.batch import peek_index
 from hashfed.protocol.checkpoint import (
     Checkpoint,
@@ -34,16 +40,9 @@ from hashfed.protocol.checkpoint import (
     parse_checkpoint_body,
     verify_checkpoint,
 )
-from hashfed.protocol.logview import PageVerifier, VerifiedPage
-from hashfed.protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES, CompactRange
-from hashfed.protocol.names import make_log_id, parse_log_id
+from hashfed.protocol.logview import LogView, VerifiedPage
+from hashfed.protocol.merkle import HASH_SIZE, MAX_PROOF_HASHES
 from hashfed.protocol.note import parse_note
-
-from .auth import PEER, authenticate, read_signed_body
-from .node import NODE, Node
-from .problems import Problem, problem_response
-from .rounds import timestamp
-from .store import LogState, run_write
 
 CHECKPOINT_HEADER = "Hashfed-Checkpoint"
 PROOF_HEADER = "Hashfed-Proof"
@@ -51,9 +50,9 @@ PROOF_HEADER = "Hashfed-Proof"
 
 def _b64(text: str, what: str) -> bytes:
     try:
-        return base64.b64decode(text.strip(), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise Problem(400, "malformed", f"{what} is not valid base64") from exc
+        return b64decode(text, what=what)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
 
 
 def _split_lines(body: bytes) -> list[bytes]:
@@ -148,14 +147,13 @@ async def handle_push(request: web.Request) -> web.Response:
     proof = _proof_header(request, end, claimed.size)
 
     # 409
-    log = node.store.log(log_id)
-    held = log.held if log is not None else 0
-    if start != held:
+    view = node.store.logs.view(log_id)
+    if start != view.held.size:
         raise Problem(
             409,
             "wrong-start",
-            f"this node holds {held} batches of {log_id}; push from index {held}",
-            size=held,
+            f"this node holds {view.held.size} batches of {log_id}; push from index {view.held.size}",
+            size=view.held.size,
         )
 
     # 422
@@ -168,74 +166,41 @@ async def handle_push(request: web.Request) -> web.Response:
         raise Problem(
             422, "checkpoint-too-small", f"checkpoint size {size} is below the page's end {end}"
         )
-    if log is not None:
-        await _refuse_a_second_root(node, log, signed, org)
-    edge = log.held_edge if log is not None else None
-    page = await asyncio.to_thread(_verify, log_id, edge, signed.checkpoint, lines, proof)
+    try:
+        view.check(signed.checkpoint, signed.note)
+    except EquivocationError as exc:
+        async with node.write_lock:
+            await run_write(
+                node.writer.evidence.record_equivocation,
+                exc,
+                source=f"push by {org}",
+                now=timestamp(node.clock()),
+            )
+        raise Problem(422, "equivocation", str(exc)) from exc
+    page = await asyncio.to_thread(_verify, view, signed.checkpoint, lines, proof)
     async with node.write_lock:
         # Finished even if the handler is cancelled (shutdown): node.writer must not be
         # closed, or used by the next holder of write_lock, mid-transaction.
-        new_size = await run_write(_commit, node, log_id, start, page, signed, note)
+        new_size = await run_write(_commit, node, log_id, page, signed)
     return web.json_response({"size": new_size}, status=201)
 
 
-async def _refuse_a_second_root(node: Node, log: LogState, signed: SignedCheckpoint, org: str) -> None:
-    """422, with the pair kept as evidence, when the pushed checkpoint has the size of the
-    pending one (what the held pages were proven against) and another root."""
-    if log.pending is None:
-        return
-    pending = parse_checkpoint_body(parse_note(log.pending).text)
-    theirs = signed.checkpoint
-    if pending.size != theirs.size or pending.root == theirs.root:
-        return
-    detail = (
-        f"{log.log_id}: two different roots signed for size {theirs.size} "
-        "(ours held in part, not yet served)"
-    )
-    async with node.write_lock:
-        await run_write(
-            node.writer.record_evidence,
-            log_id=log.log_id,
-            kind="equivocation",
-            size=theirs.size,
-            ours=log.pending,
-            theirs=signed.note,
-            source=f"push by {org}",
-            detail=detail,
-            now=timestamp(node.clock()),
-        )
-    raise Problem(422, "equivocation", detail)
-
-
-def _verify(
-    log_id: str,
-    edge: CompactRange | None,
-    checkpoint: Checkpoint,
-    lines: list[bytes],
-    proof: list[bytes],
-) -> VerifiedPage:
+def _verify(view: LogView, checkpoint: Checkpoint, lines: list[bytes], proof: list[bytes]) -> VerifiedPage:
     try:
-        verifier = PageVerifier(log_id, edge if edge is not None else CompactRange(), checkpoint)
-        return verifier.verify_page(lines, proof)
+        return view.pages_towards(checkpoint).verify_page(lines, proof)
     except HashfedError as exc:
         raise Problem(422, "verification-failed", str(exc)) from exc
 
 
-def _commit(
-    node: Node, log_id: str, start: int, page: VerifiedPage, signed: SignedCheckpoint, note: bytes
-) -> int:
-    store = node.writer
-    org, collection = parse_log_id(log_id)
-    with store.transaction():
-        log = store.ensure_log(org, collection)
-        if log.held != start:  # another push got there first
-            raise Problem(
-                409, "wrong-start", f"this node now holds {log.held} batches", size=log.held
-            )
-        log = store.append_batches(log, page.batches, page.leaves, page.edge, pending=note)
-        if page.edge.size == signed.checkpoint.size:
-            try:
-                store.accept_checkpoint(log, signed.checkpoint, note)
-            except StoreError as exc:
-                raise Problem(409, "conflict", str(exc)) from exc
+def _commit(node: Node, log_id: str, page: VerifiedPage, signed: SignedCheckpoint) -> int:
+    serve = (signed.checkpoint, signed.note) if page.edge.size == signed.checkpoint.size else None
+    try:
+        with node.writer.transaction():
+            node.writer.logs.commit_page(log_id, page, proven_by=signed.note, serve=serve)
+    except WrongStart as exc:  # another push got there first
+        raise Problem(
+            409, "wrong-start", f"this node now holds {exc.held} batches", size=exc.held
+        ) from exc
+    except StoreError as exc:
+        raise Problem(409, "conflict", str(exc)) from exc
     return page.edge.size

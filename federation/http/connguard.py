@@ -27,7 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .guard import address_key
+from hashfed.federation.http.guard import address_key
 
 _HEAD_END = b"\r\n\r\n"
 _STATUS_LINE_START = 10  # len(b"HTTP/1.1 1"): enough to tell an interim response

@@ -17,13 +17,12 @@ import hmac
 import orjson
 from aiohttp import web
 
+from hashfed.federation.http.node import NODE, Node
+from hashfed.federation.http.problems import Problem, problem_middleware
+from hashfed.federation.store import Store
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.hashtypes import normalise
-
-from .node import NODE, Node
-from .problems import Problem, problem_middleware
-from .records import Record
-from .store import Store
+from hashfed.protocol.records import Record
 
 MAX_LOOKUP_HASHES = 10_000
 MAX_LOOKUP_BODY = 8 * 1024 * 1024
@@ -58,7 +57,7 @@ async def get_hash(request: web.Request) -> web.Response:
         raise Problem(400, "malformed", f"unknown query parameter {sorted(unknown)[0]!r}")
     if "distance" in request.rel_url.query:
         return await _near(request, type_, value)
-    record = node.store.lookup(type_, value)
+    record = node.store.merged.lookup(type_, value)
     if record is None:
         raise Problem(404, "unknown-hash", f"{type_} {value} is not in the merged list")
     return _json(record.to_json_obj())
@@ -76,7 +75,7 @@ async def _near(request: web.Request, type_: str, value: str) -> web.Response:
     def scan() -> list[tuple[int, Record]]:
         # a scan of every PDQ value held: in a worker thread, on a connection of its own
         with Store(node.home.db_path) as store:
-            return store.near_pdq(value, int(text[0]))
+            return store.merged.near_pdq(value, int(text[0]))
 
     matches = await asyncio.to_thread(scan)
     if not matches:
@@ -109,7 +108,7 @@ async def post_lookup(request: web.Request) -> web.Response:
             wanted.append((item["type"], normalise(item["type"], item["value"])))
         except ProtocolError as exc:
             raise Problem(400, "malformed", f"hashes[{i}]: {exc}") from exc
-    return _json({"results": node.store.lookup_many_json(wanted)})
+    return _json({"results": node.store.merged.lookup_many_json(wanted)})
 
 
 def _json(value: object) -> web.Response:

@@ -12,32 +12,19 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from hashfed.federation.home import Home
+from hashfed.federation.http.guard import NonceCache, RateLimiter
 from hashfed.keys import TrustStore
-
-from .guard import NonceCache, RateLimiter
-from .home import Home
+from hashfed.protocol.httpsig import authority_of
 
 Clock = Callable[[], float]
 
 _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # A wildcard is where a socket listens, not a name a client can send in its Host header.
 _WILDCARD = {"0.0.0.0", "::", ""}
-
-
-def authority_of(url: str) -> str:
-    """The RFC 9421 @authority of a URL: lower-case host, default port dropped."""
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    if parts.port is None or parts.port == default:
-        return host
-    return f"{host}:{parts.port}"
 
 
 class Node:
@@ -69,7 +56,7 @@ class Node:
 
     def trust(self) -> TrustStore:
         """The trust store now (cached by the store until the database changes)."""
-        return self.store.trust_store(self.signers)
+        return self.store.peers.trust_store(self.signers)
 
     @property
     def authorities(self) -> frozenset[str]:

@@ -8,11 +8,10 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from hashfed.federation.home import Home, open_home
+from hashfed.keys.names import check_collection
 from hashfed.protocol.batch import format_created
 from hashfed.protocol.hashtypes import HASH_TYPES
-from hashfed.protocol.names import check_collection
-
-from .home import Home, open_home
 
 EXIT_ERROR = 2
 EXIT_NOT_FOUND = 1

@@ -10,17 +10,16 @@ import signal
 import sys
 from typing import TYPE_CHECKING
 
+from hashfed.federation.cli._common import EXIT_ERROR, _load
+from hashfed.federation.cli.progress import Bar, progress_bar
+from hashfed.federation.home import Home
 from hashfed.keys.errors import ConfigError, HashfedError
-from hashfed.protocol.names import check_org
-
-from ._cli_common import EXIT_ERROR, _load
-from .home import Home
-from .progress import Bar, progress_bar
+from hashfed.keys.names import check_org
 
 if TYPE_CHECKING:
     import aiohttp
 
-    from .puller import LogResult
+    from hashfed.federation.sync.puller import LogResult
 
 def _session(home: Home) -> aiohttp.ClientSession:
     import aiohttp  # network modules load only for the commands that use them
@@ -57,10 +56,10 @@ class _PullEstimate:
 
 
 async def _pull(home: Home, org: str | None) -> int:
-    from .rounds import pull_peer
+    from hashfed.federation.sync.rounds import pull_peer
 
     with home.open_store() as store:
-        peers = [p.org for p in store.trust_store(home.signers) if p.url and p.org != home.org]
+        peers = [p.org for p in store.peers.all() if p.url and p.org != home.org]
     if org is not None:
         if org not in peers:
             raise ConfigError(f"no peer {org} with a URL; see 'hashfed peer list'")
@@ -95,7 +94,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 
 def cmd_push(args: argparse.Namespace) -> int:
-    from .pusher import push_logs
+    from hashfed.federation.sync.pusher import push_logs
 
     home = _load(args)
 
@@ -110,7 +109,7 @@ def cmd_push(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .service import NodeService
+    from hashfed.federation.http.service import NodeService
 
     home = _load(args)
     logging.basicConfig(

@@ -13,11 +13,10 @@ import time
 
 import aiohttp
 
+from hashfed.federation.home import Home
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys.errors import ConfigError, ProtocolError, TransportError
 from hashfed.protocol.merkle import consistency_proof
-
-from .home import Home
-from .transport import HttpPeer
 
 # Keep each page well under a host's default 64 MiB body cap.
 MAX_PUSH_PAGE_BYTES = 32 * 1024 * 1024
@@ -27,7 +26,7 @@ MAX_RESYNCS = 3
 async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str) -> list[str]:
     report = []
     with home.open_store() as store:
-        host = store.trust_store(home.signers).get(host_org)
+        host = store.peers.get(host_org)
         if host is None or host.url is None:
             raise ConfigError(f"no peer {host_org} with a URL; add it with 'hashfed peer add --url'")
         peer = HttpPeer(
@@ -42,7 +41,7 @@ async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str) -
         served = {
             (item.get("org"), item.get("collection")): item.get("size") for item in listing
         }
-        own = [log for log in store.logs() if log.own and log.checkpoint is not None]
+        own = [log for log in store.logs.all() if log.own and log.checkpoint is not None]
         if not own:
             return ["nothing to push: publish first"]
         for log in own:
@@ -52,11 +51,11 @@ async def push_logs(home: Home, session: aiohttp.ClientSession, host_org: str) -
                 raise ProtocolError(f"{host_org} claims {log.log_id} has size {start!r}")
             first: int | None = None  # the first batch the host took from us
             resyncs = 0
-            leaves = store.leaf_hashes(log, log.size)
+            leaves = store.logs.leaf_hashes(log, log.size)
             while start < log.size:
                 lines: list[bytes] = []
                 total = 0
-                for data in store.iter_batches(log, start, log.size):
+                for data in store.logs.iter_batches(log, start, log.size):
                     if lines and (
                         len(lines) == home.config.pull.page_batches
                         or total + len(data) + 1 > MAX_PUSH_PAGE_BYTES

@@ -3,8 +3,9 @@
 For each log the source lets us read and whose org we trust:
 
 1. fetch its checkpoint; verify it against the org's trusted keys (never the source's);
-2. compare with our view (``protocol.logview.assess``): up to date, source behind, ahead,
-   or equivocation, whose two signed notes are kept as evidence;
+2. compare with our view (``protocol.logview.LogView``, the one place that decides it): up
+   to date, source behind, ahead, or equivocation, whose two signed notes are kept as
+   evidence;
 3. when ahead, prove the new checkpoint consistent with our signed view, then fetch batches
    from what we hold in pages; each page is verified (batches, right edge, consistency proof
    from the page's end to the checkpoint) and committed in one transaction with its merged
@@ -39,6 +40,9 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from hashfed.federation.clock import timestamp
+from hashfed.federation.store import Store, WrongStart, finish, run_write
+from hashfed.federation.sync.transport import Fetcher
 from hashfed.keys import TrustStore
 from hashfed.keys.errors import (
     EquivocationError,
@@ -46,20 +50,10 @@ from hashfed.keys.errors import (
     ProtocolError,
     VerificationError,
 )
-from hashfed.protocol.checkpoint import (
-    Checkpoint,
-    SignedCheckpoint,
-    parse_checkpoint_body,
-    verify_checkpoint,
-)
-from hashfed.protocol.logview import Assessment, PageVerifier, VerifiedPage, assess
-from hashfed.protocol.merkle import CompactRange, verify_consistency
-from hashfed.protocol.names import make_log_id, parse_log_id
-from hashfed.protocol.note import parse_note
-
-from .rounds import timestamp
-from .store import LogState, Store, finish, run_write
-from .transport import Fetcher
+from hashfed.keys.names import make_log_id, parse_log_id
+from hashfed.protocol.checkpoint import SignedCheckpoint, verify_checkpoint
+from hashfed.protocol.logview import Assessment, LogView, VerifiedPage
+from hashfed.protocol.merkle import verify_consistency
 
 log = logging.getLogger(__name__)
 
@@ -165,7 +159,7 @@ class Puller:
         """Pull one log; failures are returned as a 'failed' result, never half-stored."""
         lock = self.log_lock(log_id) if self.log_lock is not None else contextlib.nullcontext()
         async with lock:
-            current = self.store.log(log_id)
+            current = self.store.logs.get(log_id)
             old_size = current.size if current else 0
             try:
                 return await self._pull_log(fetcher, log_id)
@@ -175,7 +169,7 @@ class Puller:
                     log_id, "failed", old_size, old_size, detail=f"EQUIVOCATION: {exc}", error=exc
                 )
             except HashfedError as exc:
-                latest = self.store.log(log_id)
+                latest = self.store.logs.get(log_id)
                 size = latest.size if latest else 0
                 return LogResult(log_id, "failed", old_size, size, detail=str(exc), error=exc)
 
@@ -185,43 +179,34 @@ class Puller:
         note = await fetcher.checkpoint(log_id)
         signed = verify_checkpoint(note, log_id=log_id, verifiers=verifiers)
         target = signed.checkpoint
-        log_state = self.store.log(log_id)
-        size = log_state.size if log_state else 0
-        if log_state is not None and (
-            log_state.checkpoint is not None or log_state.pending is not None
-        ):
-            verdict = self._assess(log_state, signed)
-            if verdict is Assessment.UP_TO_DATE:
-                return LogResult(log_id, "up to date", size, size)
-            if verdict is Assessment.SOURCE_BEHIND:
-                return LogResult(log_id, "source behind", size, size)
-        if log_state is not None and log_state.checkpoint is not None:
-            proof = await fetcher.consistency(log_id, log_state.size, target.size)
+        view = self.store.logs.view(log_id)
+        size = view.size
+        verdict = view.check(target, note)
+        if verdict is Assessment.UP_TO_DATE:
+            return LogResult(log_id, "up to date", size, size)
+        if verdict is Assessment.SOURCE_BEHIND:
+            return LogResult(log_id, "source behind", size, size)
+        if view.note is not None:
+            proof = await fetcher.consistency(log_id, view.size, target.size)
             try:
-                verify_consistency(log_state.size, target.size, log_state.root, target.root, proof)
+                verify_consistency(view.size, target.size, view.root, target.root, proof)
             except VerificationError as exc:
                 # Not evidence against the org: anyone can serve a bad proof, and a relay
                 # must not be able to frame the org it relays. A real fork shows up as a
-                # contradiction that needs no proof from the source (``assess``) on the side
+                # contradiction that needs no proof from the source (``LogView``) on the side
                 # that holds the longer log.
                 raise VerificationError(
                     f"{fetcher.source} did not prove that checkpoint {target.size} of {log_id} "
-                    f"extends ours ({log_state.size}): {exc}"
+                    f"extends ours ({view.size}): {exc}"
                 ) from exc
         elif target.size == 0:
             return LogResult(log_id, "up to date", 0, 0)
 
-        if log_state is not None and log_state.held >= target.size:
+        if view.held.size >= target.size:
             # We already hold these leaves (a pull towards a bigger checkpoint was cut
             # short): nothing to fetch; the checkpoint must still agree with them.
-            if self.store.root_at(log_state, target.size) != target.root:
-                raise EquivocationError(
-                    f"{log_id}: checkpoint {target.size} contradicts the leaves held",
-                    log_id=log_id,
-                    ours=_proven_by(log_state, target.size),
-                    theirs=note,
-                )
-            if log_state.held == target.size and target.size > size:
+            view.check_held(target, note)
+            if view.held.size == target.size and target.size > size:
                 # Every leaf of this newer checkpoint is held: serve it from now on.
                 try:
                     await run_write(self._accept, log_id, signed)
@@ -230,20 +215,18 @@ class Puller:
                 return LogResult(log_id, "updated", size, target.size)
             return LogResult(log_id, "source behind", size, size)
 
-        held = log_state.held_edge if log_state is not None else CompactRange()
         try:
-            entries = await self._pull_pages(fetcher, log_id, held, signed)
+            entries = await self._pull_pages(fetcher, view, signed)
         except _Overtaken as exc:
             return self._overtaken(log_id, size, exc.entries, exc)
         return LogResult(log_id, "updated", size, target.size, entries=entries)
 
-    async def _pull_pages(
-        self, fetcher: Fetcher, log_id: str, held: CompactRange, signed: SignedCheckpoint
-    ) -> int:
-        """Fetch, verify and commit pages from ``held`` up to the checkpoint; returns the
-        number of entries merged."""
+    async def _pull_pages(self, fetcher: Fetcher, view: LogView, signed: SignedCheckpoint) -> int:
+        """Fetch, verify and commit pages from the held leaves up to the checkpoint;
+        returns the number of entries merged."""
+        log_id = view.log_id
         target = signed.checkpoint
-        verifier = PageVerifier(log_id, held, target)
+        verifier = view.pages_towards(target)
         entries = 0
         # Pipelined: page k commits in a worker thread while page k+1 is fetched and
         # verified (SQLite releases the GIL while it writes, so the two use both cores).
@@ -277,7 +260,7 @@ class Puller:
     def _overtaken(self, log_id: str, size: int, entries: int, exc: _Overtaken) -> LogResult:
         """Another process stored this log further than our page: not a failure, and
         nothing more to do here (it, or the next round, completes the log)."""
-        latest = self.store.log(log_id)
+        latest = self.store.logs.get(log_id)
         return LogResult(
             log_id,
             "updated" if entries else "up to date",
@@ -304,34 +287,17 @@ class Puller:
         proof = [] if page_end == size else await fetcher.consistency(log_id, page_end, size)
         return lines, proof
 
-    def _assess(self, state: LogState, signed: SignedCheckpoint) -> Assessment:
-        pending = _pending_checkpoint(state)
-        return assess(
-            log_id=state.log_id,
-            size=state.size,
-            root=state.root,
-            note=state.checkpoint,
-            theirs=signed.checkpoint,
-            their_note=signed.note,
-            root_at=lambda n: self.store.root_at(state, n),
-            pending=pending,
-            pending_note=state.pending if pending is not None else None,
-        )
-
     def _commit(self, log_id: str, page: VerifiedPage, signed: SignedCheckpoint, last: bool) -> int:
         """Store one verified page in one transaction (and, after the ``last``, serve the
         checkpoint it was proven against); returns its entry count."""
-        org, collection = parse_log_id(log_id)
-        start = page.edge.size - len(page.batches)
-        with self.store.transaction():
-            state = self.store.ensure_log(org, collection)
-            if state.held > start:
-                raise _Overtaken(state.held)
-            state = self.store.append_batches(
-                state, page.batches, page.leaves, page.edge, pending=signed.note
-            )
-            if last:
-                self.store.accept_checkpoint(state, signed.checkpoint, signed.note)
+        serve = (signed.checkpoint, signed.note) if last else None
+        try:
+            with self.store.transaction():
+                self.store.logs.commit_page(log_id, page, proven_by=signed.note, serve=serve)
+        except WrongStart as exc:
+            if exc.held > exc.start:
+                raise _Overtaken(exc.held) from exc
+            raise
         count = sum(len(batch.entries) for batch in page.batches)
         if self.progress is not None:
             self.progress(count, len(page.batches), signed.checkpoint.size - page.edge.size)
@@ -339,22 +305,22 @@ class Puller:
 
     def _accept(self, log_id: str, signed: SignedCheckpoint) -> None:
         with self.store.transaction():
-            state = self.store.log(log_id)
+            state = self.store.logs.get(log_id)
             assert state is not None
             if state.held != signed.checkpoint.size:
                 raise _Overtaken(state.held)
-            self.store.accept_checkpoint(state, signed.checkpoint, signed.note)
+            self.store.logs.accept_checkpoint(state, signed.checkpoint, signed.note)
 
     async def _gossip(self, fetcher: Fetcher, log_id: str, note: bytes) -> None:
         """Check a listed checkpoint against our view; keep contradictions as evidence."""
-        state = self.store.log(log_id)
-        if state is None or (state.checkpoint is None and state.pending is None):
+        view = self.store.logs.view(log_id)
+        if not view.known:
             return
         org, _ = parse_log_id(log_id)
         try:
             verifiers = self.trust().verifiers_for(org)
             signed = verify_checkpoint(note, log_id=log_id, verifiers=verifiers)
-            self._assess(state, signed)
+            view.check(signed.checkpoint, signed.note)
         except EquivocationError as exc:
             await run_write(self._keep_evidence, exc, fetcher.source)
         except HashfedError as exc:
@@ -362,32 +328,6 @@ class Puller:
 
     def _keep_evidence(self, exc: EquivocationError, source: str) -> None:
         """Store the evidence (a write: run it in a worker thread, like a page commit)."""
-        new = self.store.record_evidence(
-            log_id=exc.log_id,
-            kind="equivocation",
-            size=parse_checkpoint_body(parse_note(exc.theirs).text).size,
-            ours=exc.ours,
-            theirs=exc.theirs,
-            source=source,
-            detail=str(exc),
-            now=timestamp(self.clock()),
-        )
-        if new:
+        now = timestamp(self.clock())
+        if self.store.evidence.record_equivocation(exc, source=source, now=now):
             log.warning("EQUIVOCATION on %s (from %s): %s", exc.log_id, source, exc)
-
-
-def _pending_checkpoint(state: LogState) -> Checkpoint | None:
-    """The checkpoint of ``state.pending`` (its signature was verified when it was stored)."""
-    if state.pending is None:
-        return None
-    return parse_checkpoint_body(parse_note(state.pending).text)
-
-
-def _proven_by(state: LogState, size: int) -> bytes:
-    """The signed note that our first ``size`` leaves were proven against: the pending
-    note where it covers them (they are held, not yet served), else the served one."""
-    pending = _pending_checkpoint(state)
-    if size > state.size and pending is not None and pending.size >= size:
-        assert state.pending is not None
-        return state.pending
-    return state.checkpoint or b""

@@ -22,14 +22,12 @@ from yarl import URL
 from hashfed.keys import Signer
 from hashfed.keys.errors import ProtocolError, TransportError
 from hashfed.protocol.batch import MAX_BATCH_BYTES
-from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
+from hashfed.protocol.httpsig import RequestTarget, authority_of, new_nonce, sign_request
 from hashfed.protocol.merkle import decode_proof
-
-from .node import authority_of
+from hashfed.protocol.note import MAX_NOTE_BYTES
 
 # A listing or a proof is small; a checkpoint note is a few hundred bytes.
 MAX_SMALL_RESPONSE = 1024 * 1024
-MAX_NOTE_BYTES = 64 * 1024
 
 
 class Fetcher(Protocol):

@@ -12,27 +12,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import aiohttp
 
+from hashfed.federation.clock import timestamp
+from hashfed.federation.config import NodeConfig
+from hashfed.federation.store import Store, run_write
+from hashfed.federation.sync.puller import LogResult, Progress, Puller
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import Signer
 from hashfed.keys.errors import ConfigError, HashfedError
-from hashfed.protocol.batch import format_created
-
-from .config import NodeConfig
-from .store import Store, run_write
-from .transport import HttpPeer
-
-if TYPE_CHECKING:  # the puller records its evidence with ``timestamp``: no import cycle
-    from .puller import LogResult, Progress
-
-
-def timestamp(now: float) -> str:
-    """``now`` (Unix seconds) as RFC 3339 UTC, whole seconds, ``Z``: the one form of every
-    time hashfed records (pull status, evidence)."""
-    return format_created(datetime.fromtimestamp(now, UTC))
 
 
 async def pull_peer(
@@ -51,16 +40,13 @@ async def pull_peer(
 
     ``log_lock(log_id)`` is passed to the puller: rounds of one node against different
     peers that share it pull a log they both serve one at a time."""
-    from .puller import Puller
-
     with Store(db_path) as store:
-        trust = store.trust_store(signers)
-        peer = trust.get(org)
+        peer = store.peers.get(org)
         if peer is None or peer.url is None:
             raise ConfigError(f"no peer {org} with a URL; see 'hashfed peer list'")
         puller = Puller(
             store,
-            lambda: store.trust_store(signers),
+            lambda: store.peers.trust_store(signers),
             own_org=config.org,
             clock=clock,
             page_batches=config.pull.page_batches,
@@ -78,9 +64,9 @@ async def pull_peer(
             )
             results = await puller.pull_source(fetcher)
         except HashfedError as exc:
-            await run_write(store.note_pull, org, now=timestamp(clock()), error=str(exc))
+            await run_write(store.peers.note_pull, org, now=timestamp(clock()), error=str(exc))
             raise
         failed = [r for r in results if r.status == "failed"]
         error = "; ".join(f"{r.log_id}: {r.detail}" for r in failed) or None
-        await run_write(store.note_pull, org, now=timestamp(clock()), error=error)
+        await run_write(store.peers.note_pull, org, now=timestamp(clock()), error=error)
         return results

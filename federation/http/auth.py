@@ -20,6 +20,9 @@ import math
 
 from aiohttp import web
 
+from hashfed.federation.http.guard import NonceCapacityError, ReplayError, address_key
+from hashfed.federation.http.node import NODE
+from hashfed.federation.http.problems import Problem
 from hashfed.keys.errors import HashfedError
 from hashfed.protocol.httpsig import (
     RequestTarget,
@@ -27,10 +30,6 @@ from hashfed.protocol.httpsig import (
     normalise_authority,
     verify_request_head,
 )
-
-from .guard import NonceCapacityError, ReplayError, address_key
-from .node import NODE
-from .problems import Problem
 
 PEER = web.RequestKey("peer", str)
 KEY_ID = web.RequestKey("key_id", str)

@@ -12,7 +12,12 @@ import logging
 
 from aiohttp import web
 
-from hashfed.keys.errors import HashfedError, ProtocolError, StoreError, VerificationError
+from hashfed.keys.errors import (
+    HashfedError,
+    ProtocolError,
+    StoreError,
+    VerificationError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,164 @@
+"""The store's connection: one SQLite file in WAL mode, its schema brought up to date by
+numbered migrations (``migrations.py``), and the unit of work.
+
+Every unit of work (a publish page, one pulled or pushed page, a peer change) is one
+``transaction()``: either all of it is stored or none. The connection runs in autocommit
+mode and transactions are explicit ``BEGIN IMMEDIATE``, so a writer takes the write lock up
+front instead of failing half-way on a busy database. A ``Store`` belongs to one thread at a
+time; open a second one for another thread.
+
+On the event loop, reads are fine (WAL readers never wait), but a write may wait up to
+``BUSY_TIMEOUT_MS`` for another process's lock: run writes with ``run_write``, which also
+lets the write finish when its caller is cancelled, so nobody closes a store under a
+running transaction.
+
+The store's concerns each have a repository of their own, reached from the ``Store``:
+``store.logs`` (logs, batches, leaves, checkpoints, and the one commit path),
+``store.staging`` (own entries not yet published), ``store.peers`` (peers, keys, grants,
+pull status, the trust store), ``store.evidence`` (equivocation), and ``store.merged``
+(reads of the merged list, whose only writer is the commit path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import sqlite_utils
+
+from hashfed.federation.merged.records import MergedList
+from hashfed.federation.store import migrations
+from hashfed.federation.store.evidence import EvidenceLog
+from hashfed.federation.store.logs import Logs
+from hashfed.federation.store.peers import Peers
+from hashfed.federation.store.staging import Staging
+from hashfed.keys.errors import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Store:
+    """The node's database. Open with ``Store(path)``; close with ``close()``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        conn: sqlite3.Connection | None = None
+        try:
+            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is durable when it returns. The publisher signs only after
+            # its leaves are committed; under NORMAL a power cut could undo a commit whose
+            # tree was already signed and served, and the republished batch (a new
+            # `created`) would give a second root for that size (PROTOCOL §5).
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        try:
+            self._migrate()
+        except BaseException:
+            conn.close()  # a refused store must not keep its file open
+            raise
+        self.logs = Logs(self)
+        self.staging = Staging(self)
+        self.peers = Peers(self)
+        self.evidence = EvidenceLog(self)
+        self.merged = MergedList(conn, self.logs.name)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One unit of work: all of it is committed, or none (on any exception)."""
+        if self.conn.in_transaction:
+            raise StoreError("nested transaction")
+        self.conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.conn
+            # Inside the try: a COMMIT that fails (a deferred constraint, a full disk) leaves
+            # the transaction open, holding the write lock, unless it is rolled back here.
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # SQLite may have rolled back already (RAISE(ROLLBACK), some I/O errors); a
+            # second ROLLBACK would fail and hide the error that caused the first.
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits: a cheap 'reload?' signal."""
+        return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        known = len(migrations.MIGRATIONS)
+        try:
+            # Opening an up-to-date store takes no write lock (the common case, and the
+            # one that must not wait behind another connection's commit).
+            if self.conn.execute("PRAGMA user_version").fetchone()[0] == known:
+                return
+            with self.transaction():
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > known:
+                    raise StoreError(
+                        f"the store {self.path} has schema version {version}, newer than this "
+                        f"hashfed knows ({known}); upgrade hashfed"
+                    )
+                for number, migration in enumerate(
+                    migrations.MIGRATIONS[version:], start=version + 1
+                ):
+                    migration(self.db)
+                    self.conn.execute(f"PRAGMA user_version = {number}")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot set up the store {self.path}: {exc}") from exc
+
+
+async def run_write(func: Callable[..., T], /, *args: object, **kwargs: object) -> T:
+    """Run a store write in a worker thread, off the event loop, and wait for it to end,
+    even when the caller is cancelled meanwhile (``finish``)."""
+    return await finish(asyncio.ensure_future(asyncio.to_thread(func, *args, **kwargs)))
+
+
+async def finish(future: asyncio.Future[T]) -> T:
+    """The result of ``future``, work running in a worker thread on a store.
+
+    A thread cannot be stopped: when the caller is cancelled (a timeout, SIGTERM, a peer
+    removed), the wait goes on until the work ends, however many cancellations arrive, and
+    the cancellation is raised then. So the caller cannot close the store, or hand its
+    connection to another thread, while the worker is still in a transaction.
+    """
+    interrupted = False
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            interrupted = True
+        except Exception:  # the work failed: result() below raises its error
+            break
+    if interrupted:
+        if not future.cancelled() and (error := future.exception()) is not None:
+            logger.warning("a store write ended in an error after its caller was cancelled: %s", error)
+        raise asyncio.CancelledError
+    return future.result()
