@@ -7,36 +7,36 @@ never a traceback. ``HASHFED_HOME`` may stand in for ``--home``.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import shutil
 import sqlite3
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import NoReturn
 
-from hashfed.federation.cli._common import (
-    EXIT_ERROR,
-    CliError,
-    _collection,
-    _hash_type,
-    _home,
-    _load,
-    _now,
-    _stamp,
-)
+from hashfed.federation.cli._common import EXIT_ERROR, CliError
 from hashfed.federation.cli.net import cmd_pull, cmd_push, cmd_serve
-from hashfed.federation.cli.progress import count_lines, progress_bar
+from hashfed.federation.cli.own import (
+    cmd_add,
+    cmd_import,
+    cmd_init,
+    cmd_opinion,
+    cmd_publish,
+    cmd_remove,
+)
+from hashfed.federation.cli.peers import (
+    _port,
+    _url_arg,
+    cmd_grant,
+    cmd_keys_list,
+    cmd_keys_remove,
+    cmd_keys_rotate,
+    cmd_peer_add,
+    cmd_peer_list,
+    cmd_peer_remove,
+    cmd_revoke,
+)
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
-from hashfed.federation.config import check_base_url
-from hashfed.federation.home import Home, add_key, init_home, remove_key
-from hashfed.federation.publish import publish
-from hashfed.keys.errors import ConfigError, HashfedError, ProtocolError
-from hashfed.keys.names import check_collection, check_org, parse_log_id
-from hashfed.protocol.entries import Entry, normalise_labels
-from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE, normalise
+from hashfed.keys.errors import HashfedError
+from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,286 +45,6 @@ class _Parser(argparse.ArgumentParser):
         command = self.prog.removeprefix("hashfed").strip()
         raise CliError(f"{command}: {message}" if command else message)
 
-
-# -- identity and local list ----------------------------------------------------------
-
-
-def cmd_init(args: argparse.Namespace) -> int:
-    signer = init_home(_home(args), check_org(args.org))
-    print(signer.vkey())
-    return 0
-
-
-def _stage(home: Home, collection: str, entries: Sequence[Entry]) -> None:
-    with home.open_store() as store, store.transaction():
-        store.staging.stage(collection, entries)
-
-
-def cmd_add(args: argparse.Namespace) -> int:
-    home = _load(args)
-    entry = Entry.add(_hash_type(args.type), args.value, args.label or ())
-    _stage(home, _collection(args, home), [entry])
-    print(f"staged add {entry.type} {entry.value}; run 'hashfed publish' to sign it")
-    return 0
-
-
-def cmd_remove(args: argparse.Namespace) -> int:
-    home = _load(args)
-    entry = Entry.remove(_hash_type(args.type), args.value)
-    _stage(home, _collection(args, home), [entry])
-    print(f"staged remove {entry.type} {entry.value}; run 'hashfed publish' to sign it")
-    return 0
-
-
-def cmd_opinion(args: argparse.Namespace) -> int:
-    home = _load(args)
-    entry = Entry.opine(_hash_type(args.type), args.value, args.opinion)
-    _stage(home, _collection(args, home), [entry])
-    print(f"staged {entry.opinion} opinion on {entry.type} {entry.value}")
-    return 0
-
-
-def read_import(lines: Iterator[str], name: str) -> Iterator[Entry]:
-    """CSV lines ``type,value[,label;label]``; blank lines and ``#`` comments skipped, and
-    a first line ``type,value[,labels]`` taken as a header. ProtocolError names the line."""
-    reader = csv.reader(lines, strict=True)
-    label_sets: dict[str, tuple[str, ...]] = {}
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise ProtocolError(f"{name}:{reader.line_num}: not CSV: {exc}") from exc
-        number = reader.line_num  # the line the row ends on: a quoted field may span lines
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        if number == 1 and [c.strip().lower() for c in row[:2]] == ["type", "value"]:
-            continue
-        if len(row) not in (2, 3):
-            raise ProtocolError(f"{name}:{number}: expected type,value[,labels], got {len(row)} fields")
-        try:
-            field = row[2] if len(row) == 3 else ""
-            labels = label_sets.get(field)
-            if labels is None:  # label fields repeat across a file: parse each once
-                labels = normalise_labels(x.strip() for x in field.split(";") if x.strip())
-                label_sets[field] = labels
-            type_ = row[0].strip()
-            yield Entry("add", type_, normalise(type_, row[1]), labels, None)
-        except ProtocolError as exc:
-            raise ProtocolError(f"{name}:{number}: {exc}") from exc
-
-
-def cmd_import(args: argparse.Namespace) -> int:
-    home = _load(args)
-    collection = _collection(args, home)
-    if args.file == "-":
-        # Spooled to a temporary file first: the store's write lock is then held only
-        # while lines are parsed, never while waiting on whoever feeds the pipe.
-        source: io.TextIOBase = tempfile.TemporaryFile("w+", encoding="utf-8", newline="")  # type: ignore[assignment]
-        try:
-            shutil.copyfileobj(sys.stdin, source)
-        except UnicodeDecodeError as exc:
-            source.close()
-            raise ProtocolError(f"<stdin>: not UTF-8 text ({exc.reason})") from exc
-        source.seek(0)
-        name = "<stdin>"
-    else:
-        try:
-            source = open(args.file, encoding="utf-8", newline="")
-        except OSError as exc:
-            raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
-        name = args.file
-    count = 0
-    total = count_lines(args.file) if args.file != "-" and sys.stderr.isatty() else None
-    with source, home.open_store() as store, progress_bar(
-        "import", unit="entries", total=total
-    ) as bar:
-        try:
-            with store.transaction():  # all lines or none
-                chunk: list[Entry] = []
-                for entry in read_import(iter(source), name):
-                    chunk.append(entry)
-                    if len(chunk) == 10_000:
-                        count += store.staging.stage(collection, chunk)
-                        bar(len(chunk))
-                        chunk = []
-                count += store.staging.stage(collection, chunk)
-                bar(len(chunk))
-        except UnicodeDecodeError as exc:
-            raise ProtocolError(f"{name}: not UTF-8 text ({exc.reason})") from exc
-    print(f"staged {count} entries for {home.org}/{collection}; run 'hashfed publish'")
-    return 0
-
-
-def cmd_publish(args: argparse.Namespace) -> int:
-    home = _load(args)
-    with home.open_store() as store:
-        staged = sum(n for _c, n in store.staging.collections())
-        with progress_bar("publish", unit="entries", total=staged) as bar:
-            done = publish(store, home.signers, now=_now(), progress=bar)
-    if not done:
-        print("nothing to publish")
-    for item in done:
-        print(
-            f"{item.log_id}: size {item.size} "
-            f"(+{item.new_batches} batches, {item.new_entries} entries), checkpoint signed"
-        )
-    return 0
-
-
-# -- peers, grants, keys --------------------------------------------------------------
-
-
-def _port(text: str) -> int:
-    """An argparse type: a TCP port, 0 (any free port) to 65535."""
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
-    return int(text)
-
-
-def _url_arg(text: str) -> str:
-    """An argparse type: a plain http(s) base URL."""
-    try:
-        return check_base_url(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _peer_url(text: str) -> str:
-    try:
-        return check_base_url(text)
-    except ConfigError as exc:
-        raise CliError(f"--url: {exc}") from exc
-
-
-def cmd_peer_add(args: argparse.Namespace) -> int:
-    home = _load(args)
-    org = check_org(args.org)
-    if org == home.org:
-        raise CliError("that is this node's own org")
-    if args.url:
-        _peer_url(args.url)
-    # Check every argument before anything is stored: an error leaves the store unchanged.
-    grants = [f"{home.org}/{check_collection(collection)}" for collection in args.grant or ()]
-    with home.open_store() as store:
-        if args.ca_file:
-            from hashfed.federation.sync.transport import make_ssl_context
-
-            try:
-                make_ssl_context(args.ca_file)
-            except HashfedError as exc:
-                raise CliError(f"--ca-file: {exc}") from exc
-        # Re-adding a known peer (to change its keys, say) keeps what is not given again.
-        known = store.peers.get(org)
-        store.peers.add(
-            org,
-            url=args.url or (known.url if known else None),
-            vkeys=args.key,
-            accept_push=args.accept_push or (known.accept_push if known else False),
-            ca_file=(
-                str(Path(args.ca_file).resolve())
-                if args.ca_file
-                else (known.ca_file if known else None)
-            ),
-            now=_stamp(),
-        )
-        for log_id in grants:
-            store.peers.grant(org, log_id)
-    what = [f"{len(args.key)} key(s)"]
-    if args.url:
-        what.append(f"pulls from {args.url}")
-    if args.grant:
-        what.append(f"may read {', '.join(args.grant)}")
-    if args.accept_push:
-        what.append("may push its logs here")
-    print(f"peer {org}: {'; '.join(what)}")
-    return 0
-
-
-def cmd_peer_remove(args: argparse.Namespace) -> int:
-    home = _load(args)
-    with home.open_store() as store:
-        store.peers.remove(args.org)
-    print(f"peer {args.org} removed: its keys, grants and pushes are no longer accepted")
-    return 0
-
-
-def cmd_peer_list(args: argparse.Namespace) -> int:
-    home = _load(args)
-    with home.open_store() as store:
-        peers = store.peers.all()
-    for peer in peers:
-        flags = []
-        if peer.url:
-            flags.append(peer.url)
-        if peer.accept_push:
-            flags.append("accepts push")
-        if peer.readable:
-            flags.append("reads " + ", ".join(peer.readable))
-        print(f"{peer.org}: {'; '.join(flags) or 'keys only'}")
-        for vkey in peer.vkeys:
-            print(f"  {vkey}")
-    return 0
-
-
-def _log_arg(text: str) -> str:
-    try:
-        parse_log_id(text)
-    except ProtocolError as exc:
-        raise CliError(f"LOG must be org/collection: {exc}") from exc
-    return text
-
-
-def cmd_grant(args: argparse.Namespace) -> int:
-    home = _load(args)
-    log_id = _log_arg(args.log)
-    with home.open_store() as store:
-        if store.peers.trust_store(home.signers).get(check_org(args.reader)) is None:
-            raise ConfigError(f"no peer {args.reader}; add it first with 'hashfed peer add'")
-        store.peers.grant(args.reader, log_id)
-    print(f"{args.reader} may now read {log_id}")
-    return 0
-
-
-def cmd_revoke(args: argparse.Namespace) -> int:
-    home = _load(args)
-    log_id = _log_arg(args.log)
-    with home.open_store() as store:
-        store.peers.revoke(args.reader, log_id)
-    print(f"{args.reader} may no longer read {log_id}")
-    return 0
-
-
-def cmd_keys_rotate(args: argparse.Namespace) -> int:
-    home = _load(args)
-    signer = add_key(home.path, home.org)
-    print(signer.vkey())
-    print(
-        "new key added: checkpoints are now signed with every key; give peers the vkey above,"
-        " then 'hashfed keys remove OLD_KEY_ID'",
-        file=sys.stderr,
-    )
-    return 0
-
-
-def cmd_keys_list(args: argparse.Namespace) -> int:
-    home = _load(args)
-    for signer in home.signers:
-        print(signer.vkey())
-    return 0
-
-
-def cmd_keys_remove(args: argparse.Namespace) -> int:
-    remove_key(_home(args), args.key_id)
-    print(f"key {args.key_id} removed; checkpoints are signed without it from now on")
-    return 0
-
-
-# -- network --------------------------------------------------------------------------
-
-
-# -- status ---------------------------------------------------------------------------
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -104,10 +104,6 @@ class NonceCache:
             _, nonce = heapq.heappop(heap)
             seen.discard(nonce)
 
-    def forget_key(self, key_id: str) -> None:
-        self._seen.pop(key_id, None)
-        self._expiry.pop(key_id, None)
-
     def __len__(self) -> int:
         return sum(len(seen) for seen in self._seen.values())
 
