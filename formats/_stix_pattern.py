@@ -89,8 +89,9 @@ def _tokens(pattern: str) -> list[tuple[str, str, int]]:
     at = 0
     while at < len(pattern):
         match = _TOKEN.match(pattern, at)
-        if match is None:
-            raise ProtocolError(f"pattern: unexpected {show(pattern[at : at + 20])} at offset {at}")
+        if match is None:  # reported when the parser gets here, so an earlier error wins
+            tokens.append(("bad", pattern[at : at + 20], at))
+            break
         kind = match.lastgroup
         assert kind is not None
         if kind != "space":
@@ -122,6 +123,8 @@ def parse_hash_pattern(pattern: str) -> list[HashComparison]:
         if position == len(tokens):
             raise ProtocolError(f"pattern: expected {what}, got the end")
         token = tokens[position]
+        if token[0] == "bad":
+            raise ProtocolError(f"pattern: unexpected {show(token[1])} at offset {token[2]}")
         if token[0] != kind:
             raise ProtocolError(f"pattern: expected {what}, got {show(token[1])} at offset {token[2]}")
         position += 1
@@ -149,9 +152,8 @@ def parse_hash_pattern(pattern: str) -> list[HashComparison]:
             break
         kind, text, at = tokens[position]
         if (kind, text) != ("word", "OR"):
-            raise ProtocolError(
-                f"pattern: expected 'OR' or the end after an observation, got {show(text)} at offset {at}"
-            )
+            what = "unexpected" if kind == "bad" else "expected 'OR' or the end after an observation, got"
+            raise ProtocolError(f"pattern: {what} {show(text)} at offset {at}")
         position += 1
     if not found:
         raise ProtocolError("pattern compares no file hash")

@@ -220,11 +220,14 @@ def write_bundle(
     """
     if bundle_id.variant != uuid.RFC_4122:
         raise ValueError(f"bundle_id {bundle_id} is not an RFC 4122 UUID")
-    yield f'{{"type":"bundle","id":"bundle--{bundle_id}","objects":['
-    for i, record in enumerate(records):
+    head = f'{{"type":"bundle","id":"bundle--{bundle_id}"'
+    written = 0
+    for record in records:
         text = json.dumps(indicator(record, created=created, modified=modified), separators=(",", ":"))
-        yield ("," if i else "") + "\n" + text
-    yield "\n]}\n"
+        yield (",\n" if written else head + ',"objects":[\n') + text
+        written += 1
+    # STIX: a bundle's objects, when present, are "one or more"; an empty bundle has none
+    yield "\n]}\n" if written else head + "}\n"
 
 
 __all__ = [
