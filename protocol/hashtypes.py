@@ -1,9 +1,13 @@
 """The hash-type registry of PROTOCOL §3.
 
 Each row names a type and says what its normalised value looks like: exactly
-``hex_digits`` lowercase hex digits. A new type is a new row. Two entry points, for the
-two places a value comes from:
+``hex_digits`` lowercase hex digits. A new type is a new row. One entry point for a type's
+name and two for a value, for the two places a value comes from:
 
+- :func:`parse_hash_type` takes a type name as a person or a file spells it (``MD5``,
+  `` Sha256 ``) and returns the registry's name. Names are lower case in the registry, in
+  entries and in batches; only input is folded, so signed bytes keep one spelling and the
+  batch decoder stays strict.
 - :func:`normalise` takes user input (any case, surrounding white space) and returns the
   normalised value, or raises :class:`ProtocolError`.
 - :func:`check_normalised` takes a value read from a batch, which must already be
@@ -60,6 +64,19 @@ def _lookup_for_input(type_: str) -> HashType:
     return hash_type
 
 
+def parse_hash_type(text: str) -> str:
+    """The registry name of a hash type as input spells it: any case, surrounding white space.
+
+    Raises :class:`ProtocolError` naming the text and the known types. Only ASCII text is
+    folded, so no non-ASCII letter (a Kelvin sign, a dotted capital I) folds into a name.
+    """
+    stripped = text.strip() if type(text) is str else text
+    name = stripped.lower() if type(stripped) is str and stripped.isascii() else None
+    if name not in HASH_TYPES:
+        raise ProtocolError(f"unknown hash type {show(stripped)}; known: {', '.join(HASH_TYPES)}")
+    return name
+
+
 def normalise(type_: str, value: str) -> str:
     """Normalise a user-supplied hash value of type ``type_``.
 
@@ -107,6 +124,7 @@ __all__ = [
     "HashType",
     "HASH_TYPES",
     "PDQ_MATCH_DISTANCE",
+    "parse_hash_type",
     "normalise",
     "check_known",
     "check_normalised",

@@ -14,6 +14,7 @@ from hashfed.protocol.hashtypes import (
     check_known,
     check_normalised,
     normalise,
+    parse_hash_type,
 )
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
@@ -133,3 +134,54 @@ def test_normalise_round_trip(type_: str, data: st.DataObject, before: str, afte
     assert normal == value.lower()
     check_normalised(type_, normal)
     assert normalise(type_, normal) == normal
+
+
+TYPE_NAMES = [
+    ("registry-name", "md5", "md5"),
+    ("upper-case", "MD5", "md5"),
+    ("mixed-case", "Sha256", "sha256"),
+    ("surrounding-space", "  pdq\t", "pdq"),
+    ("photodna-upper", "PHOTODNA", "photodna"),
+    ("trailing-newline", "SHA1\n", "sha1"),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in TYPE_NAMES], ids=[c[0] for c in TYPE_NAMES])
+def test_parse_hash_type(text: str, expected: str) -> None:
+    assert parse_hash_type(text) == expected
+
+
+KNOWN = "known: md5, sha1, sha256, pdq, photodna"
+BAD_TYPE_NAMES = [
+    ("unknown", "tlsh", f"unknown hash type 'tlsh'; {KNOWN}"),
+    ("unknown-shown-stripped", " TLSH ", f"unknown hash type 'TLSH'; {KNOWN}"),
+    ("hyphenated", "SHA-256", f"unknown hash type 'SHA-256'; {KNOWN}"),
+    ("empty", "", f"unknown hash type ''; {KNOWN}"),
+    ("inner-space", "sha 1", f"unknown hash type 'sha 1'; {KNOWN}"),
+    # U+212A KELVIN SIGN lower-cases to "k"; a dotless/dotted i likewise: never folded.
+    ("non-ascii-fold", "\u0130MD5", f"unknown hash type '\u0130MD5'; {KNOWN}"),
+    ("not-str", b"md5", f"unknown hash type b'md5'; {KNOWN}"),
+    ("none", None, f"unknown hash type None; {KNOWN}"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), [c[1:] for c in BAD_TYPE_NAMES], ids=[c[0] for c in BAD_TYPE_NAMES])
+def test_parse_hash_type_rejects(text, message: str) -> None:
+    with pytest.raises(ProtocolError) as info:
+        parse_hash_type(text)
+    assert type(info.value) is ProtocolError
+    assert str(info.value) == message
+
+
+@given(st.sampled_from(sorted(HASH_TYPES)), st.data())
+def test_parse_hash_type_folds_any_case(name: str, data: st.DataObject) -> None:
+    spelled = "".join(data.draw(st.sampled_from([c, c.upper()])) for c in name)
+    assert parse_hash_type(spelled) == name
+
+
+def test_batch_side_stays_strict_on_case() -> None:
+    """Folding is for input only: a batch's upper-case type is still unknown there."""
+    with pytest.raises(VerificationError):
+        check_known("MD5")
+    with pytest.raises(ProtocolError):
+        normalise("MD5", MD5)
