@@ -7,6 +7,7 @@ import json
 import uuid
 from datetime import UTC, datetime
 
+import pymisp
 import pytest
 from hypothesis import given, settings
 
@@ -16,8 +17,6 @@ from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.records import Contributor, Record
 from tests.unit.formats_strategies import unique_records
-
-pymisp = pytest.importorskip("pymisp", reason="the test extra's PyMISP checks what we write")
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"

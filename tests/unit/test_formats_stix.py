@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import stix2
 from hypothesis import given, settings
 
 from hashfed.formats._common import FormatError
@@ -16,8 +17,6 @@ from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.records import Contributor, Record
 from tests.unit.formats_strategies import added, unique_records
-
-stix2 = pytest.importorskip("stix2", reason="the test extra's stix2 checks what we write")
 
 MD5 = "d41d8cd98f00b204e9800998ecf8427e"
 SHA1 = "da39a3ee5e6b4b0d3255bfef95601890afd80709"
