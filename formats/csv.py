@@ -40,9 +40,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Final
 
 from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import make_log_id, show
 from hashfed.protocol.entries import Entry, normalise_labels
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
-from hashfed.protocol.names import make_log_id, show
 from hashfed.protocol.records import Record
 
 from ._common import MAX_LINE_CHARS, Errors, FormatError, Text, bounded_lines, line_error, report

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from typing import Final
 
 from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import keys_difference, show
 from hashfed.protocol.entries import Entry, normalise_labels
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
-from hashfed.protocol.names import keys_difference, show
 from hashfed.protocol.records import Record
 
 from ._common import (

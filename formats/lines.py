@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import show
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
-from hashfed.protocol.names import show
 from hashfed.protocol.records import Record
 
 from ._common import MAX_LINE_CHARS, Errors, Text, bounded_lines, line_error, report

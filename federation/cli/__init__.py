@@ -15,6 +15,7 @@ from typing import NoReturn
 from hashfed.federation.cli._common import EXIT_ERROR, CliError
 from hashfed.federation.cli.net import cmd_pull, cmd_push, cmd_serve
 from hashfed.federation.cli.own import (
+    FORMATS,
     cmd_add,
     cmd_import,
     cmd_init,
@@ -86,9 +87,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--collection")
     p.set_defaults(func=cmd_opinion)
 
-    p = sub.add_parser("import", help="stage CSV lines type,value[,label;label] (- for stdin)")
+    p = sub.add_parser(
+        "import",
+        help="stage a hash list: CSV type,value[,labels], one hash a line, JSON lines, a STIX "
+        "2.1 bundle or a MISP event (- for stdin); all or nothing unless --skip-bad",
+    )
     p.add_argument("file")
     p.add_argument("--collection")
+    p.add_argument("--format", choices=FORMATS, help="default: by the file's name and content")
+    p.add_argument("--type", help="the hash type of every line (one hash a line, or CSV without a type column)")
+    p.add_argument("--columns", help="CSV header names: type=HashType,value=Hash,labels=Tags")
+    p.add_argument("--skip-bad", action="store_true", help="import the good lines, count the bad")
     p.set_defaults(func=cmd_import)
 
     p = sub.add_parser("publish", help="staged entries -> batches -> signed checkpoint")
@@ -160,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_lookup)
 
     p = sub.add_parser("export", help="the active merged list")
-    p.add_argument("--format", choices=["csv", "json"], default="csv")
+    p.add_argument("--format", choices=["csv", "json", "jsonl", "stix", "misp"], default="csv")
+    p.add_argument("dest", nargs="?", metavar="DIR", help="with --format misp: the feed folder")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("demo", help="three nodes on this machine, end to end")

@@ -9,9 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from hashfed.federation.home import Home, open_home
+from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import check_collection
 from hashfed.protocol.batch import format_created
-from hashfed.protocol.hashtypes import HASH_TYPES
+from hashfed.protocol.hashtypes import parse_hash_type
 
 EXIT_ERROR = 2
 EXIT_NOT_FOUND = 1
@@ -45,6 +46,8 @@ def _collection(args: argparse.Namespace, home: Home) -> str:
 
 
 def _hash_type(text: str) -> str:
-    if text not in HASH_TYPES:
-        raise CliError(f"unknown hash type {text!r}; known: {', '.join(HASH_TYPES)}")
-    return text
+    """A hash type name as users write it (``MD5``, ``pdq``)."""
+    try:
+        return parse_hash_type(text)
+    except ProtocolError as exc:
+        raise CliError(str(exc)) from exc

@@ -4,12 +4,12 @@ own log, from a new home to a signed checkpoint."""
 from __future__ import annotations
 
 import argparse
-import csv
 import io
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from hashfed.federation.cli._common import (
     CliError,
@@ -22,10 +22,10 @@ from hashfed.federation.cli._common import (
 from hashfed.federation.cli.progress import count_lines, progress_bar
 from hashfed.federation.home import Home, init_home
 from hashfed.federation.publish import publish
+from hashfed.formats import read_csv, read_jsonl, read_lines, read_misp_event, read_stix
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import check_org
-from hashfed.protocol.entries import Entry, normalise_labels
-from hashfed.protocol.hashtypes import normalise
+from hashfed.protocol.entries import Entry
 
 
 def cmd_init(args: argparse.Namespace) -> int:
@@ -63,40 +63,56 @@ def cmd_opinion(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_import(lines: Iterator[str], name: str) -> Iterator[Entry]:
-    """CSV lines ``type,value[,label;label]``; blank lines and ``#`` comments skipped, and
-    a first line ``type,value[,labels]`` taken as a header. ProtocolError names the line."""
-    reader = csv.reader(lines, strict=True)
-    label_sets: dict[str, tuple[str, ...]] = {}
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise ProtocolError(f"{name}:{reader.line_num}: not CSV: {exc}") from exc
-        number = reader.line_num  # the line the row ends on: a quoted field may span lines
-        if not row or not "".join(row).strip() or row[0].lstrip().startswith("#"):
-            continue
-        if number == 1 and [c.strip().lower() for c in row[:2]] == ["type", "value"]:
-            continue
-        if len(row) not in (2, 3):
-            raise ProtocolError(f"{name}:{number}: expected type,value[,labels], got {len(row)} fields")
-        try:
-            field = row[2] if len(row) == 3 else ""
-            labels = label_sets.get(field)
-            if labels is None:  # label fields repeat across a file: parse each once
-                labels = normalise_labels(x.strip() for x in field.split(";") if x.strip())
-                label_sets[field] = labels
-            type_ = row[0].strip()
-            yield Entry("add", type_, normalise(type_, row[1]), labels, None)
-        except ProtocolError as exc:
-            raise ProtocolError(f"{name}:{number}: {exc}") from exc
+# Reading a file in each format: the format's reader, given the options the user set.
+_READERS = {
+    "csv": lambda text, o: read_csv(text, source=o.source, type_=o.type, columns=o.columns, errors=o.errors),
+    "lines": lambda text, o: read_lines(text, source=o.source, type_=o.type, errors=o.errors),
+    "jsonl": lambda text, o: read_jsonl(text, source=o.source, errors=o.errors),
+    "stix": lambda text, o: read_stix(text, source=o.source, errors=o.errors),
+    "misp": lambda text, o: read_misp_event(text, source=o.source, errors=o.errors),
+}
+FORMATS = tuple(_READERS)
+
+
+def _columns(text: str) -> dict[str, str]:
+    """``--columns type=HashType,value=Hash,labels=Tags`` as a map."""
+    columns = {}
+    for part in text.split(","):
+        field, sep, header = part.partition("=")
+        if not sep or not header.strip() or field.strip() not in ("type", "value", "labels"):
+            raise CliError(f"--columns: {part!r} is not FIELD=HEADER with FIELD type, value or labels")
+        columns[field.strip()] = header.strip()
+    if "value" not in columns:
+        raise CliError("--columns must name the value column (value=HEADER)")
+    return columns
+
+
+def _format_of(args: argparse.Namespace, first: str) -> str:
+    """The file's format: ``--format``, else by its name, else by its first characters
+    (a JSON document is a STIX bundle or a MISP event), else CSV (``lines`` with --type)."""
+    if args.format:
+        return args.format
+    name = args.file.lower()
+    if name.endswith((".jsonl", ".ndjson")):
+        return "jsonl"
+    head = first.lstrip()
+    if name.endswith(".json") or head.startswith("{"):
+        return "misp" if '"Event"' in first else "stix"
+    return "lines" if args.type and not name.endswith(".csv") else "csv"
+
+
+@dataclass(frozen=True)
+class _Options:
+    source: str
+    type: str | None
+    columns: dict[str, str] | None
+    errors: list[ProtocolError] | None  # None: the first bad line fails the import
 
 
 def cmd_import(args: argparse.Namespace) -> int:
     home = _load(args)
     collection = _collection(args, home)
+    columns = _columns(args.columns) if args.columns else None
     if args.file == "-":
         # Spooled to a temporary file first: the store's write lock is then held only
         # while lines are parsed, never while waiting on whoever feeds the pipe.
@@ -114,15 +130,26 @@ def cmd_import(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(f"cannot read {args.file}: {exc.strerror}") from exc
         name = args.file
+    skipped: list[ProtocolError] = []
+    options = _Options(
+        source=name, type=args.type, columns=columns, errors=skipped if args.skip_bad else None
+    )
     count = 0
     total = count_lines(args.file) if args.file != "-" and sys.stderr.isatty() else None
     with source, home.open_store() as store, progress_bar(
         "import", unit="entries", total=total
     ) as bar:
         try:
-            with store.transaction():  # all lines or none
+            first = source.read(4096)
+            source.seek(0)
+            fmt = _format_of(args, first)
+            if columns is not None and fmt != "csv":
+                raise CliError(f"--columns is for CSV files, not {fmt}")
+            if fmt == "lines" and not args.type:
+                raise CliError("one hash a line needs --type TYPE")
+            with store.transaction():  # every entry or none
                 chunk: list[Entry] = []
-                for entry in read_import(iter(source), name):
+                for entry in _READERS[fmt](source, options):
                     chunk.append(entry)
                     if len(chunk) == 10_000:
                         count += store.staging.stage(collection, chunk)
@@ -132,8 +159,17 @@ def cmd_import(args: argparse.Namespace) -> int:
                 bar(len(chunk))
         except UnicodeDecodeError as exc:
             raise ProtocolError(f"{name}: not UTF-8 text ({exc.reason})") from exc
-    print(f"staged {count} entries for {home.org}/{collection}; run 'hashfed publish'")
+    for error in skipped[:_SHOWN_SKIPS]:
+        print(f"hashfed: skipped: {error}", file=sys.stderr)
+    if len(skipped) > _SHOWN_SKIPS:
+        print(f"hashfed: skipped {len(skipped) - _SHOWN_SKIPS} more", file=sys.stderr)
+    note = f" ({len(skipped)} bad skipped)" if args.skip_bad else ""
+    print(f"staged {count} entries for {home.org}/{collection}{note}; run 'hashfed publish'")
     return 0
+
+
+# Skipped lines shown one by one on stderr; the rest are counted.
+_SHOWN_SKIPS = 20
 
 
 def cmd_publish(args: argparse.Namespace) -> int:

@@ -4,13 +4,15 @@ scripts (``--json``, CSV)."""
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
+import uuid
+from pathlib import Path
 
-from hashfed.federation.cli._common import EXIT_NOT_FOUND, CliError, _hash_type, _load
+from hashfed.federation.cli._common import EXIT_NOT_FOUND, CliError, _hash_type, _load, _now
 from hashfed.federation.home import Home
 from hashfed.federation.report import status_report
+from hashfed.formats import write_bundle, write_csv, write_feed, write_jsonl
 from hashfed.keys.names import make_log_id
 from hashfed.protocol.hashtypes import normalise
 from hashfed.protocol.records import Record
@@ -66,20 +68,53 @@ def _print_record(record: Record) -> None:
 
 def cmd_export(args: argparse.Namespace) -> int:
     home = _load(args)
+    if args.format == "misp":
+        return _export_misp(home, args.dest)
+    if args.dest is not None:
+        raise CliError(f"export --format {args.format} writes to standard output; DIR is for misp")
     out = sys.stdout
     with home.open_store() as store:
         records = store.merged.records(active_only=True)
         if args.format == "csv":
-            writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(("type", "value", "labels", "contributors"))
-            for record in records:
-                writer.writerow(_csv_row(record))
+            out.writelines(write_csv(records))
+        elif args.format == "jsonl":
+            out.writelines(write_jsonl(records))
+        elif args.format == "stix":
+            out.writelines(write_bundle(records, bundle_id=uuid.uuid4(), created=_now()))
+            out.write("\n")
         else:
             out.write("[")
             for i, record in enumerate(records):
                 out.write(("," if i else "") + "\n" + json.dumps(record.to_json_obj()))
             out.write("\n]\n")
     return 0
+
+
+def _export_misp(home: Home, dest: str | None) -> int:
+    """A MISP feed folder: one event per log (its active hashes), ``manifest.json`` and
+    ``hashes.csv``. Event ids are stable for this org, so MISP updates its events in place
+    when it fetches the feed again."""
+    if dest is None:
+        raise CliError("export --format misp needs a DIR to write the feed to")
+    folder = Path(dest)
+    by_log: dict[str, list[Record]] = {}
+    with home.open_store() as store:
+        for record in store.merged.records(active_only=True):
+            for c in record.contributors:
+                by_log.setdefault(make_log_id(c.org, c.collection), []).append(record)
+    files = write_feed(by_log, timestamp=_now(), namespace=uuid.uuid5(_FEED_NAMESPACE, home.org))
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (folder / name).write_bytes(data)
+    except OSError as exc:
+        raise CliError(f"cannot write the feed to {folder}: {exc.strerror}") from exc
+    print(f"MISP feed of {len(by_log)} event(s) written to {folder}")
+    return 0
+
+
+# Feed ids are UUIDv5 of this namespace and the org: the same org's feed keeps its ids.
+_FEED_NAMESPACE = uuid.UUID("5d1c1e0a-8f0e-4d5f-9a43-6861736866ed")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -117,7 +152,3 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _csv_row(record: Record) -> tuple[str, str, str, str]:
-    """``type,value,labels,contributors`` as ``export --format csv`` writes it."""
-    logs = ";".join(make_log_id(c.org, c.collection) for c in record.contributors)
-    return (record.type, record.value, ";".join(record.labels), logs)
