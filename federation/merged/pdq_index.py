@@ -505,12 +505,11 @@ class PdqIndex:
         max_distance = _check_distance(max_distance)
         words = _queries_words(queries)
         distances, ids, counts = self.search_arrays(words, max_distance)
-        bounds = np.cumsum(counts)[:-1]
         pairs = list(zip(distances.tolist(), ids.tolist(), strict=True))
         out, start = [], 0
-        for end in [*bounds.tolist(), len(pairs)]:
-            out.append(pairs[start:end])
-            start = end
+        for count in counts.tolist():
+            out.append(pairs[start : start + count])
+            start += count
         return out
 
     def search_arrays(
