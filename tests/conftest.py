@@ -10,6 +10,10 @@ import pytest
 
 from hashfed.federation.home import Home, init_home, open_home
 from hashfed.federation.http.service import NodeService
+from tests.helpers import Cli
+
+# The org of the ``cli`` fixture's home.
+CLI_ORG = "a.example"
 
 
 @pytest.fixture
@@ -42,3 +46,11 @@ async def start_node() -> AsyncIterator[Callable[..., object]]:
     yield start
     for service in reversed(services):
         await service.stop()
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
+    monkeypatch.delenv("HASHFED_HOME", raising=False)
+    runner = Cli(capsys, tmp_path / CLI_ORG)
+    runner.ok("init", "--org", CLI_ORG)
+    return runner

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import aiohttp
+import pytest
 
+from hashfed.federation.cli import main
 from hashfed.federation.home import Home
 from hashfed.federation.publish import publish
 from hashfed.federation.store import Store
@@ -258,3 +262,29 @@ def db_snapshot(path) -> dict[str, list[tuple]]:  # type: ignore[no-untyped-def]
         return snap
     finally:
         conn.close()
+
+
+class Cli:
+    """``cli("add", "md5", V)`` runs ``hashfed --home HOME add md5 V`` in-process."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str], home: Path) -> None:
+        self.capsys = capsys
+        self.home = home
+
+    def __call__(self, *argv: str, home: Path | None = None) -> tuple[int, str, str]:
+        self.capsys.readouterr()
+        code = main(["--home", str(home or self.home), *argv])
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+    def ok(self, *argv: str, home: Path | None = None) -> str:
+        code, out, err = self(*argv, home=home)
+        assert (code, err) == (0, ""), (argv, code, err)
+        return out
+
+    async def in_thread(self, *argv: str, home: Path | None = None) -> tuple[int, str, str]:
+        """For commands that run their own event loop (pull) from an async test."""
+        self.capsys.readouterr()
+        code = await asyncio.to_thread(main, ["--home", str(home or self.home), *argv])
+        out, err = self.capsys.readouterr()
+        return code, out, err

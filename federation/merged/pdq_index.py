@@ -75,8 +75,8 @@ from __future__ import annotations
 import itertools
 import math
 import sys
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Final

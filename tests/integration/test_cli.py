@@ -8,7 +8,6 @@ no traceback, and leave the store, the config and the keys exactly as they were.
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import json
@@ -25,46 +24,12 @@ from hashfed.federation.cli import main
 from hashfed.federation.cli.progress import progress_bar
 from hashfed.federation.home import CONFIG_FILE, DB_FILE, KEYS_DIR, open_home
 from hashfed.keys import Signer, Verifier
-from tests.helpers import db_snapshot, md5, sha256
+from tests.helpers import Cli, db_snapshot, md5, sha256
 
 ORG = "a.example"
 PEER = "b.example"
 PEER_KEY = Signer.from_seed(PEER, bytes(range(32))).vkey()
 NEW_KEY = Signer.from_seed("c.example", bytes(range(1, 33))).vkey()
-
-
-class Cli:
-    """``cli("add", "md5", V)`` runs ``hashfed --home HOME add md5 V`` in-process."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str], home: Path) -> None:
-        self.capsys = capsys
-        self.home = home
-
-    def __call__(self, *argv: str, home: Path | None = None) -> tuple[int, str, str]:
-        self.capsys.readouterr()
-        code = main(["--home", str(home or self.home), *argv])
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-    def ok(self, *argv: str, home: Path | None = None) -> str:
-        code, out, err = self(*argv, home=home)
-        assert (code, err) == (0, ""), (argv, code, err)
-        return out
-
-    async def in_thread(self, *argv: str, home: Path | None = None) -> tuple[int, str, str]:
-        """For commands that run their own event loop (pull) from an async test."""
-        self.capsys.readouterr()
-        code = await asyncio.to_thread(main, ["--home", str(home or self.home), *argv])
-        out, err = self.capsys.readouterr()
-        return code, out, err
-
-
-@pytest.fixture
-def cli(capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Cli:
-    monkeypatch.delenv("HASHFED_HOME", raising=False)
-    runner = Cli(capsys, tmp_path / ORG)
-    runner.ok("init", "--org", ORG)
-    return runner
 
 
 def home_state(home: Path) -> dict:

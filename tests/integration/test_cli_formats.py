@@ -17,8 +17,7 @@ import pymisp
 import pytest
 import stix2
 
-from tests.helpers import db_snapshot, md5, sha256
-from tests.integration.test_cli import Cli, cli  # noqa: F401  (the fixture)
+from tests.helpers import Cli, db_snapshot, md5, sha256
 
 PDQ = "f" * 32 + "0" * 32
 
