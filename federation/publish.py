@@ -125,7 +125,8 @@ def _store_next_page(
         if len(staged) == limit and len(chunks) > 1 and len(chunks[-1]) < MAX_BATCH_ENTRIES:
             chunks.pop()  # maybe cut short by the page, not the data: it leads the next page
         log = store.logs.ensure(org, collection, own=True)
-        store.logs.commit_page(log.log_id, _page_of(log, chunks, now), own=True)
+        page = _page_of(log, chunks, now)
+        store.logs.commit_page(log.log_id, page, now=format_created(now), own=True)
         store.staging.unstage(collection, chunks[-1][-1][0])
         return len(chunks), sum(len(chunk) for chunk in chunks)
 

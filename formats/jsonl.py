@@ -3,7 +3,7 @@
 **Reading** (:func:`read_jsonl`) takes objects ``{"type", "value", "labels"?}``: ``type`` in
 any case, ``value`` normalised, ``labels`` an array of labels (checked, sorted, deduplicated).
 It also takes the objects :func:`write_jsonl` writes, so an export reads back: their
-``active``, ``contributors`` and ``opinions`` keys are allowed, and a record with
+``active``, ``contributors``, ``opinions`` and ``retracted_by`` keys are allowed, and a record with
 ``"active": false`` is skipped, or read as a ``remove`` with ``inactive="remove"``. Any
 other key is an error (a misspelt ``"lables"`` must not drop labels silently). Blank lines
 are skipped; JSON has no comments.
@@ -37,7 +37,9 @@ from ._common import (
 )
 
 REQUIRED: Final = frozenset({"type", "value"})
-ALLOWED: Final = frozenset({"type", "value", "labels", "active", "contributors", "opinions"})
+ALLOWED: Final = frozenset(
+    {"type", "value", "labels", "active", "contributors", "opinions", "retracted_by"}
+)
 
 
 def _refuse_constant(name: str) -> object:

@@ -2,7 +2,8 @@
 
 A record gathers every log's say on one (type, value): it is active while any log's ``add``
 is active; its labels are the union of the active adds' labels; its contributors are the
-logs with an active add; its opinions are every log's opinion. How records are read from a
+logs with an active add; its opinions are every log's opinion; ``retracted_by`` the logs
+that retracted their add (the record is kept, inactive, when all of them did). How records are read from a
 store is the merged list's business (``hashfed.federation.merged``); how they are written
 out is the formats' (``hashfed.formats``). Both share these types.
 """
@@ -24,6 +25,11 @@ class OpinionOf(NamedTuple):
     opinion: str
 
 
+class LogRef(NamedTuple):
+    org: str
+    collection: str
+
+
 class Record(NamedTuple):
     type: str
     value: str
@@ -31,6 +37,9 @@ class Record(NamedTuple):
     labels: tuple[str, ...]
     contributors: tuple[Contributor, ...]
     opinions: tuple[OpinionOf, ...]
+    # Logs whose add of this hash is retracted: a record every contributor retracted stays
+    # known, inactive, with who retracted it (PROTOCOL §8).
+    retracted_by: tuple[LogRef, ...] = ()
 
     def to_json_obj(self) -> dict:
         """The record as ``lookup --json`` and the lookup API print it."""
@@ -47,4 +56,5 @@ class Record(NamedTuple):
                 {"org": o.org, "collection": o.collection, "opinion": o.opinion}
                 for o in self.opinions
             ],
+            "retracted_by": [{"org": r.org, "collection": r.collection} for r in self.retracted_by],
         }

@@ -56,7 +56,15 @@ def _lookup_near(home: Home, type_: str, value: str, distance: int, *, as_json: 
 
 
 def _print_record(record: Record) -> None:
-    state = "active" if record.active else "inactive (no active contribution)"
+    if record.active:
+        state = "active"
+    elif record.retracted_by:
+        state = "RETRACTED (no active contribution)"
+    else:
+        state = "inactive (no active contribution)"
+    disputed = [o for o in record.opinions if o.opinion == "false_positive"]
+    if disputed and record.active:
+        state += ", DISPUTED (a false-positive opinion)"
     print(f"{record.type} {record.value}: {state}")
     if record.labels:
         print(f"  labels: {', '.join(record.labels)}")
@@ -64,6 +72,8 @@ def _print_record(record: Record) -> None:
         print(f"  vouched for by {c.org}/{c.collection}" + (f" [{', '.join(c.labels)}]" if c.labels else ""))
     for o in record.opinions:
         print(f"  {o.opinion.replace('_', ' ')} according to {o.org}/{o.collection}")
+    for r in record.retracted_by:
+        print(f"  retracted by {r.org}/{r.collection}")
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import hmac
 import orjson
 from aiohttp import web
 
+from hashfed.federation.http import changes
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.store import Store
@@ -125,4 +126,5 @@ def create_lookup_app(node: Node, *, token: str | None) -> web.Application:
         app[TOKEN] = token
     app.router.add_get("/v1/hashes/{type}/{value}", get_hash)
     app.router.add_post("/v1/lookup", post_lookup)
+    changes.add_routes(app)
     return app

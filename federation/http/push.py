@@ -196,7 +196,9 @@ def _commit(node: Node, log_id: str, page: VerifiedPage, signed: SignedCheckpoin
     serve = (signed.checkpoint, signed.note) if page.edge.size == signed.checkpoint.size else None
     try:
         with node.writer.transaction():
-            node.writer.logs.commit_page(log_id, page, proven_by=signed.note, serve=serve)
+            node.writer.logs.commit_page(
+                log_id, page, now=timestamp(node.clock()), proven_by=signed.note, serve=serve
+            )
     except WrongStart as exc:  # another push got there first
         raise Problem(
             409, "wrong-start", f"this node now holds {exc.held} batches", size=exc.held

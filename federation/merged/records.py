@@ -2,7 +2,9 @@
 
 A record is every contribution row of one (type, value): it is active while any row is
 active; its labels are the union of the active rows' labels; its contributors are the active
-rows' logs; its opinions are every row's opinion.
+rows' logs; its opinions are every row's opinion; it was retracted by the logs whose add is
+retracted (kept, inactive: PROTOCOL §8). A row is ``(log, active, labels, opinion,
+retracted)``.
 """
 
 from __future__ import annotations
@@ -13,28 +15,35 @@ from itertools import groupby
 from operator import itemgetter
 
 from hashfed.federation.merged.writer import LABEL_SEPARATOR
-from hashfed.protocol.records import Contributor, OpinionOf, Record
+from hashfed.protocol.records import Contributor, LogRef, OpinionOf, Record
 
 LogNames = Callable[[int], tuple[str, str]]
 
 
-def build_record(
-    type_: str, value: str, rows: Iterable[tuple[int, int, str, str | None]], names: LogNames
-) -> Record:
-    """One record from its contribution rows ``(log, active, labels, opinion)``."""
+Row = tuple[int, int, str, str | None, int]
+
+_COLUMNS = "log, active, labels, opinion, retracted"
+
+
+def build_record(type_: str, value: str, rows: Iterable[Row], names: LogNames) -> Record:
+    """One record from its contribution rows."""
     contributors: list[Contributor] = []
     opinions: list[OpinionOf] = []
+    retracted_by: list[LogRef] = []
     labels: set[str] = set()
-    for log, active, label_text, opinion in rows:
+    for log, active, label_text, opinion, retracted in rows:
         org, collection = names(log)
         if active:
             own = tuple(label_text.split(LABEL_SEPARATOR)) if label_text else ()
             labels.update(own)
             contributors.append(Contributor(org, collection, own))
+        elif retracted:
+            retracted_by.append(LogRef(org, collection))
         if opinion is not None:
             opinions.append(OpinionOf(org, collection, opinion))
     contributors.sort(key=lambda c: (c.org, c.collection))
     opinions.sort(key=lambda o: (o.org, o.collection))
+    retracted_by.sort()
     return Record(
         type=type_,
         value=value,
@@ -42,16 +51,15 @@ def build_record(
         labels=tuple(sorted(labels)),
         contributors=tuple(contributors),
         opinions=tuple(opinions),
+        retracted_by=tuple(retracted_by),
     )
 
 
-def record_json_obj(
-    type_: str, value: str, rows: list[tuple[int, int, str, str | None]], names: LogNames
-) -> dict:
+def record_json_obj(type_: str, value: str, rows: list[Row], names: LogNames) -> dict:
     """``build_record(...).to_json_obj()`` without the Record: the same object, built
     directly (a property test holds the two equal)."""
     if len(rows) == 1:  # by far the most common record: one log said one thing
-        ((log, active, label_text, opinion),) = rows
+        ((log, active, label_text, opinion, retracted),) = rows
         org, collection = names(log)
         own = label_text.split(LABEL_SEPARATOR) if label_text else []
         return {
@@ -67,16 +75,22 @@ def record_json_obj(
                 if opinion is not None
                 else []
             ),
+            "retracted_by": (
+                [{"org": org, "collection": collection}] if retracted and not active else []
+            ),
         }
     contributors = []
     opinions = []
+    retracted_by = []
     labels: set[str] = set()
-    for log, active, label_text, opinion in sorted(rows, key=lambda row: names(row[0])):
+    for log, active, label_text, opinion, retracted in sorted(rows, key=lambda row: names(row[0])):
         org, collection = names(log)
         if active:
             own = label_text.split(LABEL_SEPARATOR) if label_text else []
             labels.update(own)
             contributors.append({"org": org, "collection": collection, "labels": own})
+        elif retracted:
+            retracted_by.append({"org": org, "collection": collection})
         if opinion is not None:
             opinions.append({"org": org, "collection": collection, "opinion": opinion})
     return {
@@ -86,6 +100,7 @@ def record_json_obj(
         "labels": sorted(labels),
         "contributors": contributors,
         "opinions": opinions,
+        "retracted_by": retracted_by,
     }
 
 
@@ -93,7 +108,7 @@ def read_record(
     conn: sqlite3.Connection, names: LogNames, type_: str, value: str
 ) -> Record | None:
     rows = conn.execute(
-        "SELECT log, active, labels, opinion FROM contributions WHERE type = ? AND value = ?",
+        f"SELECT {_COLUMNS} FROM contributions WHERE type = ? AND value = ?",
         (type_, value),
     ).fetchall()
     if not rows:
@@ -109,7 +124,7 @@ def read_records(
 ) -> Iterator[Record]:
     """Every record in (type, value) order, streamed: memory stays flat at any size."""
     cursor = conn.execute(
-        "SELECT type, value, log, active, labels, opinion FROM contributions"
+        f"SELECT type, value, {_COLUMNS} FROM contributions"
         " ORDER BY type, value"
     )
     for (type_, value), group in groupby(cursor, key=_key):
@@ -137,25 +152,25 @@ def read_many_json(
 
 def _rows_of_many(
     conn: sqlite3.Connection, wanted: list[tuple[str, str]]
-) -> dict[tuple[str, str], list[tuple[int, int, str, str | None]]]:
+) -> dict[tuple[str, str], list[Row]]:
     """The contribution rows of many hashes. One query per hash type and 900 values,
     ``type = ? AND value IN (...)``: a range of the primary key's B-tree each, where a
     row-value ``IN (VALUES ...)`` would scan the table."""
     by_type: dict[str, set[str]] = {}
     for type_, value in wanted:
         by_type.setdefault(type_, set()).add(value)
-    found: dict[tuple[str, str], list[tuple[int, int, str, str | None]]] = {}
+    found: dict[tuple[str, str], list[Row]] = {}
     for type_, value_set in by_type.items():
         values = sorted(value_set)
         for at in range(0, len(values), _CHUNK):
             chunk = values[at : at + _CHUNK]
             cursor = conn.execute(
-                "SELECT value, log, active, labels, opinion FROM contributions"
+                f"SELECT value, {_COLUMNS} FROM contributions"
                 f" WHERE type = ? AND value IN ({','.join('?' * len(chunk))})",
                 (type_, *chunk),
             )
-            for value, log, active, labels, opinion in cursor:
-                found.setdefault((type_, value), []).append((log, active, labels, opinion))
+            for value, *row in cursor:
+                found.setdefault((type_, value), []).append(tuple(row))  # type: ignore[arg-type]
     return found
 
 

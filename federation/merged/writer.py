@@ -22,22 +22,19 @@ from hashfed.protocol.entries import Entry
 LABEL_SEPARATOR = ";"  # no label can contain it (PROTOCOL §1)
 
 _ADD = (
-    "INSERT INTO contributions (type, value, log, active, labels, opinion)"
-    " VALUES (?, ?, ?, 1, ?, NULL)"
-    " ON CONFLICT (type, value, log) DO UPDATE SET active = 1, labels = excluded.labels"
+    "INSERT INTO contributions (type, value, log, active, labels, opinion, retracted)"
+    " VALUES (?, ?, ?, 1, ?, NULL, 0)"
+    " ON CONFLICT (type, value, log) DO UPDATE SET"
+    " active = 1, labels = excluded.labels, retracted = 0"
 )
+# A retracted add is kept, inactive: the hash stays known, with who retracted it (§8).
 _REMOVE = (
-    "UPDATE contributions SET active = 0, labels = ''"
-    " WHERE type = ? AND value = ? AND log = ?"
-)
-# A retracted contribution with no opinion says nothing any more: drop its row.
-_DROP_EMPTY = (
-    "DELETE FROM contributions"
-    " WHERE type = ? AND value = ? AND log = ? AND active = 0 AND opinion IS NULL"
+    "UPDATE contributions SET active = 0, labels = '', retracted = 1"
+    " WHERE type = ? AND value = ? AND log = ? AND active = 1"
 )
 _OPINION = (
-    "INSERT INTO contributions (type, value, log, active, labels, opinion)"
-    " VALUES (?, ?, ?, 0, '', ?)"
+    "INSERT INTO contributions (type, value, log, active, labels, opinion, retracted)"
+    " VALUES (?, ?, ?, 0, '', ?, 0)"
     " ON CONFLICT (type, value, log) DO UPDATE SET opinion = excluded.opinion"
 )
 
@@ -60,9 +57,7 @@ def apply_entries(conn: sqlite3.Connection, log: int, entries: Iterable[Entry]) 
                 _ADD, [(e.type, e.value, log, LABEL_SEPARATOR.join(e.labels)) for e in run]
             )
         elif op == "remove":
-            keys = [(e.type, e.value, log) for e in run]
-            conn.executemany(_REMOVE, keys)
-            conn.executemany(_DROP_EMPTY, keys)
+            conn.executemany(_REMOVE, [(e.type, e.value, log) for e in run])
         elif op == "opinion":
             conn.executemany(_OPINION, [(e.type, e.value, log, e.opinion) for e in run])
         else:  # decode_batch admits no other op; fail closed if one slips through

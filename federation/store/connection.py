@@ -15,8 +15,9 @@ running transaction.
 The store's concerns each have a repository of their own, reached from the ``Store``:
 ``store.logs`` (logs, batches, leaves, checkpoints, and the one commit path),
 ``store.staging`` (own entries not yet published), ``store.peers`` (peers, keys, grants,
-pull status, the trust store), ``store.evidence`` (equivocation), and ``store.merged``
-(reads of the merged list, whose only writer is the commit path).
+pull status, the trust store), ``store.evidence`` (equivocation), ``store.merged`` (reads
+of the merged list, whose only writer is the commit path) and ``store.changes`` (the
+merged list's change feed).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import sqlite_utils
 
 from hashfed.federation.merged.records import MergedList
 from hashfed.federation.store import migrations
+from hashfed.federation.store.changes import Changes
 from hashfed.federation.store.evidence import EvidenceLog
 from hashfed.federation.store.logs import Logs
 from hashfed.federation.store.peers import Peers
@@ -78,6 +80,7 @@ class Store:
         self.peers = Peers(self)
         self.evidence = EvidenceLog(self)
         self.merged = MergedList(conn, self.logs.name)
+        self.changes = Changes(self)
 
     def close(self) -> None:
         self.conn.close()

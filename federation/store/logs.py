@@ -199,13 +199,15 @@ class Logs:
         log_id: str,
         page: VerifiedPage,
         *,
+        now: str,
         own: bool = False,
         proven_by: bytes | None = None,
         serve: tuple[Checkpoint, bytes] | None = None,
     ) -> LogState:
         """Store a verified page and merge its entries. Call inside a transaction.
 
-        The page must start at what is held (``WrongStart`` otherwise). ``proven_by`` is
+        The page must start at what is held (``WrongStart`` otherwise); ``now`` is when it
+        arrived (the change feed's order and time). ``proven_by`` is
         the signed note a pulled or pushed page was proven against (None for an own
         publish, which signs afterwards): it becomes ``LogState.pending`` until a
         checkpoint is served for those leaves. ``serve`` is the checkpoint (and its note)
@@ -216,12 +218,14 @@ class Logs:
         start = page.batches[0].index if page.batches else page.edge.size
         if start != log.held:
             raise WrongStart(log_id, start=start, held=log.held)
-        log = self._append(log, page, pending=proven_by)
+        log = self._append(log, page, pending=proven_by, now=now)
         if serve is not None:
             log = self.accept_checkpoint(log, *serve)
         return log
 
-    def _append(self, log: LogState, page: VerifiedPage, *, pending: bytes | None) -> LogState:
+    def _append(
+        self, log: LogState, page: VerifiedPage, *, pending: bytes | None, now: str
+    ) -> LogState:
         batches, leaves, edge = page.batches, page.leaves, page.edge
         if not batches:
             return log
@@ -248,6 +252,10 @@ class Logs:
         self._conn.executemany(
             "INSERT INTO leaves (log, idx, leaf) VALUES (?, ?, ?)",
             [(log.id, b.index, leaf) for b, leaf in zip(batches, leaves, strict=True)],
+        )
+        self._conn.executemany(
+            "INSERT INTO arrivals (log, idx, arrived_at) VALUES (?, ?, ?)",
+            [(log.id, b.index, now) for b in batches],
         )
         merged_writer.apply_entries(
             self._conn, log.id, (entry for batch in batches for entry in batch.entries)

@@ -8,9 +8,13 @@ reads as data; the few things it cannot say (WITHOUT ROWID, partial indexes) are
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 import sqlite_utils
+
+from hashfed.federation.merged.writer import apply_entries
+from hashfed.protocol.batch import decode_batch
 
 Migration = Callable[[sqlite_utils.Database], None]
 
@@ -144,4 +148,44 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial,)
+def _m2_retractions_kept(db: sqlite_utils.Database) -> None:
+    # A retracted add is kept, inactive, so that a hash every contributor retracted stays
+    # known with who retracted it (PROTOCOL §8); version 1 deleted such rows. The merged
+    # list is a function of the stored logs, so it is recomputed from their batches.
+    db.execute("ALTER TABLE contributions ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0")
+    remerge(db.conn)
+
+
+def remerge(conn: sqlite3.Connection) -> None:
+    """Recompute the merged list from every stored batch, each log in its own order. Call
+    inside a transaction. The batches were verified when they were stored."""
+    conn.execute("DELETE FROM contributions")
+    logs = conn.execute("SELECT id, org, collection FROM logs ORDER BY id").fetchall()
+    for log, org, collection in logs:
+        cursor = conn.execute("SELECT idx, data FROM batches WHERE log = ? ORDER BY idx", (log,))
+        for index, data in cursor.fetchall():
+            batch = decode_batch(data, org=org, collection=collection, index=index)
+            apply_entries(conn, log, batch.entries)
+
+
+def _m3_arrivals(db: sqlite_utils.Database) -> None:
+    # The order batches arrived in, across every log, and when: what the change feed, the
+    # TAXII date_added and the console's "arrived since" read. ``seq`` is an explicit
+    # INTEGER PRIMARY KEY, so VACUUM never renumbers it and a feed cursor never expires.
+    # Batches stored before this table have no time: they arrived "before".
+    db.execute(
+        """
+        CREATE TABLE arrivals (
+            seq         INTEGER PRIMARY KEY,
+            log         INTEGER NOT NULL REFERENCES logs(id),
+            idx         INTEGER NOT NULL,
+            arrived_at  TEXT,
+            UNIQUE (log, idx)
+        )
+        """
+    )
+    db.execute("CREATE INDEX arrivals_by_time ON arrivals (arrived_at, seq)")
+    db.execute("INSERT INTO arrivals (log, idx) SELECT log, idx FROM batches ORDER BY rowid")
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_retractions_kept, _m3_arrivals)

@@ -293,7 +293,9 @@ class Puller:
         serve = (signed.checkpoint, signed.note) if last else None
         try:
             with self.store.transaction():
-                self.store.logs.commit_page(log_id, page, proven_by=signed.note, serve=serve)
+                self.store.logs.commit_page(
+                    log_id, page, now=timestamp(self.clock()), proven_by=signed.note, serve=serve
+                )
         except WrongStart as exc:
             if exc.held > exc.start:
                 raise _Overtaken(exc.held) from exc

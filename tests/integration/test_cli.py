@@ -44,7 +44,8 @@ def home_state(home: Path) -> dict:
 
 
 def record(
-    value: str, *, active: bool = True, labels=(), contributors=(), opinions=(), type_: str = "md5"
+    value: str, *, active: bool = True, labels=(), contributors=(), opinions=(), retracted_by=(),
+    type_: str = "md5",
 ) -> dict:  # type: ignore[no-untyped-def]
     return {
         "type": type_,
@@ -53,6 +54,7 @@ def record(
         "labels": list(labels),
         "contributors": [{"org": o, "collection": c, "labels": list(ls)} for o, c, ls in contributors],
         "opinions": [{"org": o, "collection": c, "opinion": op} for o, c, op in opinions],
+        "retracted_by": [{"org": o, "collection": c} for o, c in retracted_by],
     }
 
 
@@ -112,8 +114,14 @@ def test_stage_publish_lookup_export(cli: Cli) -> None:
 
     cli.ok("remove", "md5", value)
     cli.ok("publish")
-    code, _, err = cli("lookup", "md5", value, "--json")
-    assert (code, err) == (1, f"md5 {value}: not in the merged list\n")
+    # Retracted, not forgotten (PROTOCOL §8): lookup shows it inactive and who retracted it;
+    # exports leave it out.
+    assert json.loads(cli.ok("lookup", "md5", value, "--json")) == record(
+        value, active=False, retracted_by=[(ORG, "default")]
+    )
+    assert cli.ok("lookup", "md5", value) == (
+        f"md5 {value}: RETRACTED (no active contribution)\n  retracted by {ORG}/default\n"
+    )
     assert cli.ok("export") == f"type,value,labels,contributors\nsha256,{sha256(3)},,a.example/csam\n"
 
 

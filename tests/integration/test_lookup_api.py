@@ -34,7 +34,8 @@ TOKEN = "correct horse battery staple"
 
 
 def record(
-    value: str, *, active: bool = True, labels=(), contributors=(), opinions=(), type_: str = "md5"
+    value: str, *, active: bool = True, labels=(), contributors=(), opinions=(), retracted_by=(),
+    type_: str = "md5",
 ) -> dict:  # type: ignore[no-untyped-def]
     return {
         "type": type_,
@@ -43,6 +44,7 @@ def record(
         "labels": list(labels),
         "contributors": [{"org": ORG, "collection": "default", "labels": list(ls)} for ls in contributors],
         "opinions": [{"org": ORG, "collection": "default", "opinion": o} for o in opinions],
+        "retracted_by": [{"org": ORG, "collection": c} for c in retracted_by],
     }
 
 

@@ -65,6 +65,7 @@ def record(
     labels: Sequence[str] = (),
     contributors: Sequence[tuple[str, Sequence[str]]] = (),
     opinions: Sequence[tuple[str, str]] = (),
+    retracted_by: Sequence[str] = (),
     value: str = H,
 ) -> dict:
     """The ``lookup --json`` object of an md5 record."""
@@ -80,6 +81,9 @@ def record(
         "opinions": [
             {"org": parse_log_id(log)[0], "collection": parse_log_id(log)[1], "opinion": o}
             for log, o in opinions
+        ],
+        "retracted_by": [
+            {"org": parse_log_id(log)[0], "collection": parse_log_id(log)[1]} for log in retracted_by
         ],
     }
 
@@ -102,7 +106,11 @@ CASES: list[tuple[str, list[Step], dict | None]] = [
         [(A, [add(["x:1"])]), (A, [add()])],
         record(active=True, contributors=[(A, [])]),
     ),
-    ("remove retracts the log's add", [(A, [add(["x:1"])]), (A, [remove()])], None),
+    (
+        "remove retracts the log's add, which stays known, inactive",
+        [(A, [add(["x:1"])]), (A, [remove()])],
+        record(active=False, retracted_by=[A]),
+    ),
     ("remove with no earlier add has no effect", [(A, [remove()])], None),
     (
         "add after remove makes it active again",
@@ -127,7 +135,7 @@ CASES: list[tuple[str, list[Step], dict | None]] = [
     (
         "an opinion survives the remove of the same log's add",
         [(A, [add(["x:1"])]), (A, [opine("true_positive")]), (A, [remove()])],
-        record(active=False, opinions=[(A, "true_positive")]),
+        record(active=False, opinions=[(A, "true_positive")], retracted_by=[A]),
     ),
     (
         "an add keeps the same log's earlier opinion",
@@ -151,7 +159,7 @@ CASES: list[tuple[str, list[Step], dict | None]] = [
     (
         "a retracted contribution's labels and contributor drop out",
         [(A, [add(["x:1"])]), (B, [add(["y:2"])]), (A, [remove()])],
-        record(active=True, labels=["y:2"], contributors=[(B, ["y:2"])]),
+        record(active=True, labels=["y:2"], contributors=[(B, ["y:2"])], retracted_by=[A]),
     ),
     (
         "contributors are the active logs only; opinions are every log's",
@@ -161,6 +169,7 @@ CASES: list[tuple[str, list[Step], dict | None]] = [
             labels=["x:1"],
             contributors=[(A, ["x:1"])],
             opinions=[(C, "false_positive")],
+            retracted_by=[B],
         ),
     ),
     (
@@ -176,7 +185,7 @@ CASES: list[tuple[str, list[Step], dict | None]] = [
     (
         "remove last in a page wins over an add earlier in it",
         [(A, [add(["x:1"]), add(["y:2"]), remove()])],
-        None,
+        record(active=False, retracted_by=[A]),
     ),
 ]
 
@@ -217,16 +226,21 @@ def test_type_is_part_of_the_key(store: Store) -> None:
     """The same hex under two types is two records (sha256 and pdq are both 64 digits)."""
     apply(store, A, [Entry.add("sha256", sha256(7), ["s:1"]), Entry.add("pdq", pdq(7), ["p:1"])])
     apply(store, A, [Entry.remove("pdq", pdq(7))])
-    assert [(r.type, r.value, r.labels) for r in store.merged.records(active_only=False)] == [
-        ("sha256", sha256(7), ("s:1",)),
+    assert [(r.type, r.value, r.active) for r in store.merged.records(active_only=False)] == [
+        ("pdq", pdq(7), False),
+        ("sha256", sha256(7), True),
     ]
 
 
-def test_removed_contribution_without_opinion_leaves_no_row(store: Store) -> None:
-    """A retracted add says nothing any more: no row is left behind to grow the table."""
+def test_a_retracted_add_is_one_row_however_often_it_is_removed(store: Store) -> None:
+    """A retracted add is kept (PROTOCOL §8: lookups show who retracted it), as one row:
+    removing it again changes nothing, and a remove with no add leaves nothing."""
     apply(store, A, [add(["x:1"]), remove()])
     apply(store, A, [remove()])
-    assert store.conn.execute("SELECT count(*) FROM contributions").fetchone() == (0,)
+    apply(store, B, [remove()])
+    assert store.conn.execute(
+        "SELECT log, active, labels, opinion, retracted FROM contributions"
+    ).fetchall() == [(store.logs.get(A).id, 0, "", None, 1)]
 
 
 def test_unknown_op_fails_closed(store: Store) -> None:
@@ -247,20 +261,22 @@ def model(logs: dict[str, Sequence[Entry]]) -> list[dict]:
         for e in entries:
             rows = state.setdefault((e.type, e.value), {})
             row = rows.get(log_id)
+            fresh = {"active": False, "labels": (), "opinion": None, "retracted": False}
             if e.op == "add":
-                row = rows.setdefault(log_id, {"active": False, "labels": (), "opinion": None})
-                row["active"], row["labels"] = True, e.labels
+                row = rows.setdefault(log_id, fresh)
+                row["active"], row["labels"], row["retracted"] = True, e.labels, False
             elif e.op == "remove":
-                if row is not None:
-                    row["active"], row["labels"] = False, ()
+                if row is not None and row["active"]:
+                    row["active"], row["labels"], row["retracted"] = False, (), True
             else:
-                row = rows.setdefault(log_id, {"active": False, "labels": (), "opinion": None})
+                row = rows.setdefault(log_id, fresh)
                 row["opinion"] = e.opinion
     out = []
     for (type_, value), rows in sorted(state.items()):
         active = {log: r for log, r in sorted(rows.items()) if r["active"]}
         opinions = {log: r["opinion"] for log, r in sorted(rows.items()) if r["opinion"]}
-        if not active and not opinions:
+        retracted = [log for log, r in sorted(rows.items()) if r["retracted"]]
+        if not active and not opinions and not retracted:
             continue
         out.append(
             {
@@ -279,6 +295,10 @@ def model(logs: dict[str, Sequence[Entry]]) -> list[dict]:
                 "opinions": [
                     {"org": parse_log_id(log)[0], "collection": parse_log_id(log)[1], "opinion": o}
                     for log, o in opinions.items()
+                ],
+                "retracted_by": [
+                    {"org": parse_log_id(log)[0], "collection": parse_log_id(log)[1]}
+                    for log in retracted
                 ],
             }
         )
@@ -300,7 +320,8 @@ _LOGS = st.fixed_dictionaries({log: st.lists(_ENTRY, max_size=12) for log in (A,
 
 def _contributions(store: Store) -> list[tuple]:
     return store.conn.execute(
-        "SELECT type, value, log, active, labels, opinion FROM contributions ORDER BY type, value, log"
+        "SELECT type, value, log, active, labels, opinion, retracted FROM contributions"
+        " ORDER BY type, value, log"
     ).fetchall()
 
 

@@ -15,7 +15,8 @@ row = st.tuples(
     st.sampled_from([0, 1]),
     label_sets,
     st.sampled_from([None, "true_positive", "false_positive"]),
-)
+    st.sampled_from([0, 1]),
+).filter(lambda r: not (r[1] and r[4]))  # an active add is never also retracted
 rows = st.lists(row, min_size=1, max_size=4, unique_by=lambda r: r[0])
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hashfed.federation.publish import publish
 from hashfed.federation.store import Store, WrongStart, migrations
 from hashfed.federation.store.migrations import MIGRATIONS
 from hashfed.keys import Signer
@@ -22,6 +23,8 @@ from hashfed.protocol.entries import Entry
 from hashfed.protocol.logview import VerifiedPage
 from hashfed.protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash, root_hash
 from tests.helpers import FIXED_NOW, db_snapshot, md5
+
+NOW = "2026-11-30T05:00:00Z"
 
 ORG = "a.example"
 LOG = "a.example/default"
@@ -67,7 +70,7 @@ def append(store: Store, batches: list[Batch], *, log_id: str = LOG):
     with store.transaction():
         log = store.logs.ensure(*log_id.split("/"))
         leaves, edge = extend(log.held_edge, batches)
-        return store.logs.commit_page(log.log_id, page(batches, leaves, edge))
+        return store.logs.commit_page(log.log_id, page(batches, leaves, edge), now=NOW)
 
 
 def checkpoint(
@@ -230,7 +233,7 @@ def test_a_failed_page_stores_nothing(path: Path, store: Store) -> None:
     with pytest.raises(sqlite3.IntegrityError), store.transaction():
         log = store.logs.get(LOG)
         leaves, edge = extend(log.held_edge, [good])
-        store.logs.commit_page(LOG, page([good], leaves, edge))
+        store.logs.commit_page(LOG, page([good], leaves, edge), now=NOW)
         store.conn.execute("INSERT INTO batches (log, idx, data) VALUES (?, 0, x'')", (log.id,))
     assert db_snapshot(path) == before
 
@@ -277,13 +280,13 @@ def test_pending_is_the_note_held_pages_were_proven_against(store: Store) -> Non
         log = store.logs.ensure(ORG, "default")
         assert log.pending is None
         leaves, edge = extend(log.held_edge, [batch(0)])
-        log = store.logs.commit_page(log.log_id, page([batch(0)], leaves, edge), proven_by=note)
+        log = store.logs.commit_page(log.log_id, page([batch(0)], leaves, edge), now=NOW, proven_by=note)
     assert (log.held, log.size, log.pending) == (1, 0, note)
     log = append(store, [batch(1)])
     assert log.pending == note
     with store.transaction():
         leaves, edge = extend(log.held_edge, [batch(2)])
-        log = store.logs.commit_page(log.log_id, page([batch(2)], leaves, edge), proven_by=note)
+        log = store.logs.commit_page(log.log_id, page([batch(2)], leaves, edge), now=NOW, proven_by=note)
     log = accept(store, *checkpoint(3, log.held_edge.root()))
     assert (log.held, log.size, log.pending) == (3, 3, None)
 
@@ -353,7 +356,7 @@ def test_append_refuses_a_page_that_does_not_extend_the_log(
     with pytest.raises(StoreError) as caught, store.transaction():
         log = store.logs.get(LOG)
         batches, leaves, edge = make(log, log.held_edge)
-        store.logs.commit_page(LOG, page(batches, leaves, edge))
+        store.logs.commit_page(LOG, page(batches, leaves, edge), now=NOW)
     assert message in str(caught.value)
     assert db_snapshot(path) == before
 
@@ -612,6 +615,30 @@ def test_a_page_behind_what_is_held_is_a_wrong_start(path: Path, store: Store) -
     before = db_snapshot(path)
     leaves, edge = extend(CompactRange(), [batch(0)])
     with pytest.raises(WrongStart) as caught, store.transaction():
-        store.logs.commit_page(LOG, page([batch(0)], leaves, edge))
+        store.logs.commit_page(LOG, page([batch(0)], leaves, edge), now=NOW)
     assert (caught.value.start, caught.value.held) == (0, 2)
     assert db_snapshot(path) == before
+
+
+def test_migration_2_brings_back_retractions_version_1_dropped(path: Path) -> None:
+    """Version 1 deleted a retracted add with no opinion; version 2 keeps it (PROTOCOL §8)
+    and recomputes the merged list from the stored batches, which version 1 kept whole."""
+    signer = Signer.from_seed(ORG, bytes(32))
+    store = Store(path)
+    with store.transaction():
+        store.staging.stage("default", [Entry.add("md5", md5(1), ["x:1"]), Entry.add("md5", md5(2))])
+    publish(store, [signer], now=FIXED_NOW)
+    with store.transaction():
+        store.staging.stage("default", [Entry.remove("md5", md5(1))])
+    publish(store, [signer], now=FIXED_NOW)
+    after = [r.to_json_obj() for r in store.merged.records(active_only=False)]
+    # What version 1 left: no retracted column, no row for the retracted add.
+    store.conn.execute("DELETE FROM contributions WHERE retracted = 1")
+    store.conn.execute("ALTER TABLE contributions DROP COLUMN retracted")
+    store.conn.execute("PRAGMA user_version = 1")
+    store.close()
+
+    with Store(path) as upgraded:
+        assert upgraded.conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert [r.to_json_obj() for r in upgraded.merged.records(active_only=False)] == after
+        assert upgraded.merged.lookup("md5", md5(1)).retracted_by == (("a.example", "default"),)
