@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hashfed.federation.cli._common import EXIT_NOT_FOUND, CliError, _hash_type, _load, _now
 from hashfed.federation.home import Home
+from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.federation.report import status_report
 from hashfed.formats import write_bundle, write_csv, write_feed, write_jsonl
 from hashfed.keys.names import make_log_id
@@ -39,8 +40,8 @@ def cmd_lookup(args: argparse.Namespace) -> int:
 def _lookup_near(home: Home, type_: str, value: str, distance: int, *, as_json: bool) -> int:
     if type_ != "pdq":
         raise CliError("--distance is for pdq hashes (Hamming distance); other types match exactly")
-    if not 0 <= distance <= 256:
-        raise CliError(f"--distance must be from 0 to 256 bits, not {distance}")
+    if not 0 <= distance <= MAX_DISTANCE:
+        raise CliError(f"--distance must be from 0 to {MAX_DISTANCE} bits, not {distance}")
     with home.open_store() as store:
         matches = store.merged.near_pdq(value, distance)
     if not matches:

@@ -11,7 +11,6 @@ default, optionally behind a bearer token). Not for peers: they get logs, not an
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 
 import orjson
@@ -20,10 +19,9 @@ from aiohttp import web
 from hashfed.federation.http import changes
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
-from hashfed.federation.store import Store
+from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.hashtypes import normalise
-from hashfed.protocol.records import Record
 
 MAX_LOOKUP_HASHES = 10_000
 MAX_LOOKUP_BODY = 8 * 1024 * 1024
@@ -69,16 +67,12 @@ async def _near(request: web.Request, type_: str, value: str) -> web.Response:
     text = request.rel_url.query.getall("distance")
     if type_ != "pdq":
         raise Problem(400, "malformed", "distance is for pdq hashes; other types match exactly")
-    if len(text) != 1 or not text[0].isdigit() or int(text[0]) > 256:
-        raise Problem(400, "malformed", "distance must be one whole number from 0 to 256")
+    if len(text) != 1 or not text[0].isdigit() or int(text[0]) > MAX_DISTANCE:
+        raise Problem(
+            400, "malformed", f"distance must be one whole number from 0 to {MAX_DISTANCE}"
+        )
     node = request.app[NODE]
-
-    def scan() -> list[tuple[int, Record]]:
-        # a scan of every PDQ value held: in a worker thread, on a connection of its own
-        with Store(node.home.db_path) as store:
-            return store.merged.near_pdq(value, int(text[0]))
-
-    matches = await asyncio.to_thread(scan)
+    (matches,) = await node.pdq.near([value], int(text[0]))
     if not matches:
         raise Problem(404, "unknown-hash", f"nothing within {text[0]} bits of pdq {value}")
     return _json({"matches": [{"distance": d, **r.to_json_obj()} for d, r in matches]})

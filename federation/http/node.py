@@ -19,6 +19,7 @@ from hashfed.federation.home import Home
 from hashfed.federation.http.guard import NonceCache, RateLimiter
 from hashfed.keys import TrustStore
 from hashfed.protocol.httpsig import authority_of
+from hashfed.protocol.records import Record
 
 Clock = Callable[[], float]
 
@@ -35,6 +36,7 @@ class Node:
         self.signers = home.signers
         self.clock = clock
         self.store = home.open_store()  # the event loop's connection: reads
+        self.pdq = PdqSearch(home)
         self.writer = home.open_store()  # commits, run in a worker thread under write_lock
         self.write_lock = asyncio.Lock()
         limits = self.config.limits
@@ -84,6 +86,29 @@ class Node:
     def close(self) -> None:
         self.store.close()
         self.writer.close()
+        self.pdq.close()
+
+
+class PdqSearch:
+    """The node's PDQ matching: the exact index (``merged.pdq``) on a store connection of
+    its own, searched in a worker thread, one search at a time, so that neither the first
+    load (seconds at ten million values) nor a search holds up the event loop."""
+
+    def __init__(self, home: Home) -> None:
+        self._store = home.open_store()
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> int:
+        """Load (or catch up on) every PDQ value stored; returns how many were added."""
+        async with self._lock:
+            return await asyncio.to_thread(self._store.merged.pdq.catch_up, self._store.conn)
+
+    async def near(self, values: list[str], max_distance: int) -> list[list[tuple[int, Record]]]:
+        async with self._lock:
+            return await asyncio.to_thread(self._store.merged.near_pdq_many, values, max_distance)
+
+    def close(self) -> None:
+        self._store.close()
 
 
 NODE = web.AppKey("node", Node)

@@ -7,6 +7,8 @@ sync scheduler, started and stopped together.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from pathlib import Path
@@ -18,6 +20,7 @@ from hashfed.federation.home import Home
 from hashfed.federation.http.app import create_app
 from hashfed.federation.http.lookup import create_lookup_app
 from hashfed.federation.http.node import Node
+from hashfed.federation.store import finish
 from hashfed.federation.sync.scheduler import SyncScheduler
 from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys.errors import ConfigError
@@ -68,6 +71,7 @@ class NodeService:
         self._local_runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
         self.scheduler: SyncScheduler | None = None
+        self._pdq_load: asyncio.Task[int] | None = None
         self.bound_port = 0
         self.local_bound_port = 0
 
@@ -109,6 +113,9 @@ class NodeService:
             local = web.TCPSite(self._local_runner, server.local_host, self.local_port)
             await local.start()
             self.local_bound_port = self._local_runner.addresses[0][1]
+            # The PDQ index is loaded from the store now, in the background; the first
+            # perceptual search waits for it.
+            self._pdq_load = asyncio.create_task(self.node.pdq.load(), name="hashfed-pdq-load")
         timeout = aiohttp.ClientTimeout(total=self.home.config.pull.timeout_s, sock_connect=10)
         self.session = aiohttp.ClientSession(timeout=timeout)
         if self.sync:
@@ -124,6 +131,10 @@ class NodeService:
             await self._local_runner.cleanup()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._pdq_load is not None:
+            # A worker thread cannot be stopped: let the load end before its store closes.
+            with contextlib.suppress(Exception):
+                await finish(self._pdq_load)
         self.node.close()
 
     async def __aenter__(self) -> NodeService:

@@ -148,27 +148,10 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m2_retractions_kept(db: sqlite_utils.Database) -> None:
+def _m2_merged_list_v2(db: sqlite_utils.Database) -> None:
     # A retracted add is kept, inactive, so that a hash every contributor retracted stays
-    # known with who retracted it (PROTOCOL §8); version 1 deleted such rows. The merged
-    # list is a function of the stored logs, so it is recomputed from their batches.
+    # known with who retracted it (PROTOCOL §8); version 1 deleted such rows.
     db.execute("ALTER TABLE contributions ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0")
-    remerge(db.conn)
-
-
-def remerge(conn: sqlite3.Connection) -> None:
-    """Recompute the merged list from every stored batch, each log in its own order. Call
-    inside a transaction. The batches were verified when they were stored."""
-    conn.execute("DELETE FROM contributions")
-    logs = conn.execute("SELECT id, org, collection FROM logs ORDER BY id").fetchall()
-    for log, org, collection in logs:
-        cursor = conn.execute("SELECT idx, data FROM batches WHERE log = ? ORDER BY idx", (log,))
-        for index, data in cursor.fetchall():
-            batch = decode_batch(data, org=org, collection=collection, index=index)
-            apply_entries(conn, log, batch.entries)
-
-
-def _m3_arrivals(db: sqlite_utils.Database) -> None:
     # The order batches arrived in, across every log, and when: what the change feed, the
     # TAXII date_added and the console's "arrived since" read. ``seq`` is an explicit
     # INTEGER PRIMARY KEY, so VACUUM never renumbers it and a feed cursor never expires.
@@ -186,6 +169,26 @@ def _m3_arrivals(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX arrivals_by_time ON arrivals (arrived_at, seq)")
     db.execute("INSERT INTO arrivals (log, idx) SELECT log, idx FROM batches ORDER BY rowid")
+    # Every PDQ value of the merged list, 32 bytes, numbered in order of arrival: the PDQ
+    # index loads it at start (bytes, not hex: one buffer for numpy) and tails it by id.
+    db.execute("CREATE TABLE pdq_values (id INTEGER PRIMARY KEY, value BLOB NOT NULL UNIQUE)")
+    # The merged list is a function of the stored logs: recomputed from their batches, it
+    # gains the retractions version 1 dropped, and fills pdq_values.
+    remerge(db.conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_retractions_kept, _m3_arrivals)
+def remerge(conn: sqlite3.Connection) -> None:
+    """Recompute the merged list from every stored batch, each log in its own order. Call
+    inside a transaction. The batches were verified when they were stored."""
+    conn.execute("DELETE FROM contributions")
+    logs = conn.execute("SELECT id, org, collection FROM logs ORDER BY id").fetchall()
+    for log, org, collection in logs:
+        # Streamed: one batch in memory at a time, however long the log.
+        for index, data in conn.execute(
+            "SELECT idx, data FROM batches WHERE log = ? ORDER BY idx", (log,)
+        ):
+            batch = decode_batch(data, org=org, collection=collection, index=index)
+            apply_entries(conn, log, batch.entries)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_merged_list_v2)

@@ -657,7 +657,7 @@ def test_pdq_lookup_by_hamming_distance(cli: Cli) -> None:
     ("argv", "message"),
     [
         (["lookup", "md5", "0" * 32, "--distance", "3"], "--distance is for pdq hashes"),
-        (["lookup", "pdq", "0" * 64, "--distance", "300"], "--distance must be from 0 to 256"),
+        (["lookup", "pdq", "0" * 64, "--distance", "65"], "--distance must be from 0 to 64"),
     ],
     ids=["not-pdq", "distance-too-big"],
 )
