@@ -71,7 +71,7 @@ class NodeService:
         self._local_runner: web.AppRunner | None = None
         self.session: aiohttp.ClientSession | None = None
         self.scheduler: SyncScheduler | None = None
-        self._pdq_load: asyncio.Task[int] | None = None
+        self._index_load: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.local_bound_port = 0
 
@@ -113,9 +113,9 @@ class NodeService:
             local = web.TCPSite(self._local_runner, server.local_host, self.local_port)
             await local.start()
             self.local_bound_port = self._local_runner.addresses[0][1]
-            # The PDQ index is loaded from the store now, in the background; the first
-            # perceptual search waits for it.
-            self._pdq_load = asyncio.create_task(self.node.pdq.load(), name="hashfed-pdq-load")
+            # The matching indexes are loaded from the store now, in the background; the
+            # first search waits for them.
+            self._index_load = asyncio.create_task(self.node.matching.load(), name="hashfed-index-load")
         timeout = aiohttp.ClientTimeout(total=self.home.config.pull.timeout_s, sock_connect=10)
         self.session = aiohttp.ClientSession(timeout=timeout)
         if self.sync:
@@ -131,10 +131,10 @@ class NodeService:
             await self._local_runner.cleanup()
         if self._runner is not None:
             await self._runner.cleanup()
-        if self._pdq_load is not None:
+        if self._index_load is not None:
             # A worker thread cannot be stopped: let the load end before its store closes.
             with contextlib.suppress(Exception):
-                await finish(self._pdq_load)
+                await finish(self._index_load)
         self.node.close()
 
     async def __aenter__(self) -> NodeService:
