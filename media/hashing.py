@@ -69,13 +69,14 @@ def _hash(path: str, options: HashOptions) -> MediaHash:
             raise MediaError(f"unsupported file type{what}: not an image or video this hashes")
         raw.seek(0)
         with open(os.dup(raw.fileno()), "rb", closefd=True) as file:  # buffered, for the decoders
-            common = {"path": path, "kind": sniffed.kind, "format": sniffed.format,
-                      "md5": md5.hexdigest(), "sha256": sha256.hexdigest()}
+            md5_hex, sha256_hex = md5.hexdigest(), sha256.hexdigest()
             if sniffed.kind is Kind.IMAGE:
                 pdq, variants, notes = image_pdq(file, sniffed.format, options)
-                return MediaHash(**common, pdq=pdq, variants=variants, warnings=notes)
+                return MediaHash(path=path, kind=sniffed.kind, format=sniffed.format, md5=md5_hex, sha256=sha256_hex,
+                                 pdq=pdq, variants=variants, warnings=notes)
             frames, notes = video_frames(file, sniffed.format, options)
-            return MediaHash(**common, frames=frames, warnings=notes)
+            return MediaHash(path=path, kind=sniffed.kind, format=sniffed.format, md5=md5_hex, sha256=sha256_hex,
+                             frames=frames, warnings=notes)
 
 
 __all__ = ["hash_file"]

@@ -46,10 +46,14 @@ _SIXTEEN_BIT = frozenset({"I;16", "I;16L", "I;16B", "I;16N"})
 _VIA_PILLOW = frozenset({"1", "L", "P", "CMYK", "LAB", "YCbCr", "HSV", "RGBX"})
 
 
+_ORIENTATION = 0x0112
+
+
 def upright(image: Image.Image) -> Image.Image:
     """The image turned as its EXIF orientation tag says (itself if no tag or tag 1)."""
-    turned = ImageOps.exif_transpose(image)
-    return image if turned is None else turned
+    if image.getexif().get(_ORIENTATION, 1) == 1:
+        return image  # the common case: no copy
+    return ImageOps.exif_transpose(image)
 
 
 def composite_on_white(rgba: np.ndarray) -> np.ndarray:

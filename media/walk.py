@@ -77,7 +77,8 @@ def _listing(folder: str) -> list[os.DirEntry[str]] | HashFailure:
         with os.scandir(folder) as entries:
             return sorted(entries, key=lambda entry: entry.name)
     except OSError as exc:
-        return HashFailure(folder, "cannot list folder: " + os_error_message(exc).removeprefix("unreadable: "), str(exc))
+        reason = os_error_message(exc).removeprefix("unreadable: ")
+        return HashFailure(folder, f"cannot list folder: {reason}", str(exc))
 
 
 def _walk(root: str, root_key: tuple[int, int], visited: set[tuple[int, int]]) -> Iterator[str | HashFailure]:
