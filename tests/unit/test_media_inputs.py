@@ -258,3 +258,48 @@ def test_our_pixel_bound_is_an_option(tmp_path: Path) -> None:
     assert isinstance(result, HashFailure)
     assert result.message == "image declares more than 9999 pixels; refused before decoding (decompression bomb?)"
     assert result.detail == "100x100"
+
+
+def _pool_workers() -> list[int]:
+    """Our process pool's workers: children of this process started by multiprocessing's
+    spawn (the resource tracker, also a child, is left alone)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat_fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(stat_fields[1]) == os.getpid() and b"spawn_main" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc to find the workers")
+def test_a_killed_worker_costs_no_result(tmp_path: Path) -> None:
+    # A worker killed mid-run (as a decoder crash or the OOM killer would) breaks the pool;
+    # the files in flight are hashed again one at a time and every file still gets its result.
+    from .test_media_video import changing_frames, write_clip
+
+    video = write_clip(tmp_path / "a-long.mkv", changing_frames(10, 10, (320, 240)), codec="ffv1")
+    images = []
+    for index in range(6):
+        images.append(tmp_path / f"b{index}.png")
+        photo(200 + index, (160, 120)).save(images[-1])
+    killed: list[int] = []
+
+    def kill_one_worker(done: int, total: int) -> None:
+        if not killed:
+            workers = _pool_workers()
+            assert workers, "no pool worker found"
+            os.kill(workers[0], 9)
+            killed.append(workers[0])
+
+    results = list(hash_paths([str(video), *map(str, images)], workers=2, progress=kill_one_worker))
+    assert killed
+    assert [r.path for r in results] == [str(video), *map(str, images)]
+    assert all(r.ok for r in results), [str(r) for r in results if not r.ok]
+    serial = list(hash_paths([str(video), *map(str, images)], workers=1))
+    assert results == serial
