@@ -229,19 +229,28 @@ def _drop_file_read_override() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
 
 
-def test_an_unreadable_file_is_reported(tmp_path: Path) -> None:
+def test_unreadable_files_and_folders_are_reported(tmp_path: Path) -> None:
     # Root reads any file; the check runs in a child whose root has lost that power.
     good = _good_files(tmp_path)
     locked = tmp_path / "locked.png"
     photo(3, (64, 48)).save(locked)
     locked.chmod(0o000)
-    argv = [sys.executable, "-c", UNREADABLE_SCRIPT, str(good[0]), str(locked), str(good[1])]
+    closed = tmp_path / "closed"
+    closed.mkdir()
+    photo(4, (64, 48)).save(closed / "inside.png")
+    closed.chmod(0o000)
+    inputs = [str(good[0]), str(locked), str(closed), str(good[1])]
     preexec = _drop_file_read_override if os.geteuid() == 0 else None
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, preexec_fn=preexec)
+    try:
+        done = subprocess.run([sys.executable, "-c", UNREADABLE_SCRIPT, *inputs], capture_output=True, text=True,
+                              timeout=60, check=True, preexec_fn=preexec)
+    finally:
+        closed.chmod(0o755)  # so tmp_path can be cleaned up
     results = json.loads(done.stdout)
-    assert [r["path"] for r in results] == [str(good[0]), str(locked), str(good[1])]
+    assert [r["path"] for r in results] == inputs
     assert results[1] == {"path": str(locked), "error": "unreadable: permission denied"}
-    assert "md5" in results[0] and "md5" in results[2]
+    assert results[2] == {"path": str(closed), "error": "cannot list folder: permission denied"}
+    assert "md5" in results[0] and "md5" in results[3]
 
 
 def test_a_single_bad_file_never_raises(tmp_path: Path) -> None:
@@ -303,3 +312,17 @@ def test_a_killed_worker_costs_no_result(tmp_path: Path) -> None:
     assert all(r.ok for r in results), [str(r) for r in results if not r.ok]
     serial = list(hash_paths([str(video), *map(str, images)], workers=1))
     assert results == serial
+
+
+def test_content_decides_not_the_name(tmp_path: Path) -> None:
+    png_named_jpg = tmp_path / "photo.jpg"
+    photo(1, (160, 120)).save(png_named_jpg, "PNG")
+    html_named_png = tmp_path / "page.png"
+    html_named_png.write_text("<!doctype html><title>not an image</title>")
+    no_suffix = tmp_path / "upload"
+    photo(2, (160, 120)).save(no_suffix, "WEBP")
+    results = [hash_file(str(p), HashOptions()) for p in (png_named_jpg, html_named_png, no_suffix)]
+    assert isinstance(results[0], MediaHash) and results[0].format == "PNG"
+    assert isinstance(results[1], HashFailure)
+    assert results[1].message == "unsupported file type: not an image or video this hashes"
+    assert isinstance(results[2], MediaHash) and results[2].format == "WebP"
