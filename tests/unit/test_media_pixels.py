@@ -18,7 +18,7 @@ from PIL import Image
 
 from hashfed.media import HashOptions, MediaHash, hash_file, pdq_of_rgb
 from hashfed.media.pdq import bits_to_hex
-from hashfed.media.pixels import composite_on_white
+from hashfed.media.pixels import composite_on_white, to_rgb
 
 from .media_images import photo
 
@@ -175,3 +175,25 @@ def test_first_frame_of_an_animated_gif(tmp_path: Path) -> None:
     one, two = hash_file(str(path), OPTIONS), hash_file(str(first), OPTIONS)
     assert isinstance(one, MediaHash) and isinstance(two, MediaHash)
     assert one.pdq == two.pdq
+
+
+def test_float_images_stretch_their_finite_range() -> None:
+    values = np.array([[np.nan, -2.0, 0.0], [2.0, np.inf, -np.inf]], np.float32)
+    grey = to_rgb(Image.fromarray(values))[:, :, 0]
+    assert grey.tolist() == [[0, 0, 128], [255, 0, 0]]
+    assert not to_rgb(Image.fromarray(np.full((4, 4), 7.5, np.float32))).any()
+
+
+BAD_OPTIONS = {
+    "zero-pixels": ({"max_image_pixels": 0}, "max_image_pixels must be a positive int"),
+    "quality-over-100": ({"min_quality": 101}, "min_quality must be an int in 0..100"),
+    "float-seconds": ({"max_video_seconds": 1.5}, "max_video_seconds must be a positive int"),
+    "dihedral-not-bool": ({"dihedral": 1}, "dihedral must be a bool"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_OPTIONS), ids=list(BAD_OPTIONS))
+def test_options_are_checked(case: str) -> None:
+    changes, message = BAD_OPTIONS[case]
+    with pytest.raises(ValueError, match=message):
+        HashOptions(**changes)

@@ -118,3 +118,10 @@ def test_blank_frames_are_dropped_with_a_warning(tmp_path: Path) -> None:
     assert result.warnings == (
         "1 of 2 sampled frames had PDQ quality under 50: left out (they would match unrelated images)",
     )
+
+
+def test_frame_size_over_the_pixel_bound_is_refused(tmp_path: Path) -> None:
+    path = write_clip(tmp_path / "clip.mkv", changing_frames(1, 10), codec="ffv1")
+    result = hash_file(str(path), HashOptions(max_image_pixels=10_000))
+    assert not result.ok
+    assert str(result) == f"{path}: video frames declare more than 10000 pixels; refused"
