@@ -13,7 +13,9 @@ applied: the stored frames are hashed.
 
 PyAV is told the demuxer that matches the sniffed format. Corrupt data after some frames
 were decoded ends the sampling with a warning, keeping what was hashed; corrupt data
-before any frame is a failure.
+before any frame is a failure. A file that simply ends early (truncated: most demuxers
+stop quietly at the end of the data) is hashed as far as it goes, with a warning when its
+last frame is more than a second short of the duration its header declares.
 """
 
 from __future__ import annotations
@@ -53,10 +55,27 @@ def video_frames(file: BinaryIO, fmt: str, options: HashOptions) -> tuple[tuple[
         if width * height > options.max_image_pixels:
             raise MediaError(f"video frames declare more than {options.max_image_pixels} pixels; refused",
                              detail=f"{width}x{height}")
-        return _sample(container, stream, fmt, options)
+        frames, notes, last = _sample(container, stream, fmt, options)
+        declared = _declared_seconds(container, stream)
+        if last is not None and declared is not None and last + 1 < declared:
+            notes += (f"decoded frames end at {float(last):.1f} s of the {float(declared):.1f} s "
+                      "the header declares (truncated?)",)
+        return frames, notes
 
 
-def _sample(container, stream, fmt: str, options: HashOptions) -> tuple[tuple[FramePdq, ...], tuple[str, ...]]:
+def _declared_seconds(container, stream) -> Fraction | None:
+    if stream.duration is not None and stream.time_base is not None:
+        return stream.duration * stream.time_base
+    if container.duration is not None:
+        return Fraction(container.duration, av.time_base)
+    return None
+
+
+def _sample(
+    container, stream, fmt: str, options: HashOptions
+) -> tuple[tuple[FramePdq, ...], tuple[str, ...], Fraction | None]:
+    """Kept frames, notes, and the last decoded frame's time (None if decoding was cut
+    short on purpose, when a shortfall against the header is expected)."""
     time_base = stream.time_base or Fraction(1, 1)
     rate = stream.average_rate
     start = stream.start_time
@@ -64,10 +83,13 @@ def _sample(container, stream, fmt: str, options: HashOptions) -> tuple[tuple[Fr
     notes: list[str] = []
     sampled = dropped = decoded = 0
     next_second = 0
+    offset: Fraction | None = None
+    cut = False
     try:
         for frame in container.decode(stream):
             if decoded >= options.max_video_frames:
                 notes.append(f"stopped after {options.max_video_frames} decoded frames")
+                cut = True
                 break
             decoded += 1
             if frame.pts is not None:
@@ -80,6 +102,7 @@ def _sample(container, stream, fmt: str, options: HashOptions) -> tuple[tuple[Fr
                 raise MediaError(f"{fmt} video frames carry no timestamps")
             if offset >= options.max_video_seconds:
                 notes.append(f"hashed the first {options.max_video_seconds} s only")
+                cut = True
                 break
             if offset < next_second:
                 continue
@@ -98,12 +121,13 @@ def _sample(container, stream, fmt: str, options: HashOptions) -> tuple[tuple[Fr
         if decoded == 0:
             raise MediaError(f"corrupt or unreadable {fmt} video", detail=f"{type(exc).__name__}: {exc}") from exc
         notes.append(f"decoding stopped after {decoded} frames: corrupt data ({type(exc).__name__})")
+        cut = True
     if decoded == 0:
         raise MediaError(f"{fmt} video has no frames")
     if dropped:
         notes.append(f"{dropped} of {sampled} sampled frames had PDQ quality under {options.min_quality}: "
                      "left out (they would match unrelated images)")
-    return tuple(kept), tuple(notes)
+    return tuple(kept), tuple(notes), None if cut else offset
 
 
 __all__ = ["video_frames"]

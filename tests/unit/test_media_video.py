@@ -125,3 +125,14 @@ def test_frame_size_over_the_pixel_bound_is_refused(tmp_path: Path) -> None:
     result = hash_file(str(path), HashOptions(max_image_pixels=10_000))
     assert not result.ok
     assert str(result) == f"{path}: video frames declare more than 10000 pixels; refused"
+
+
+def test_a_truncated_video_is_hashed_as_far_as_it_goes_with_a_warning(tmp_path: Path) -> None:
+    whole = write_clip(tmp_path / "whole.mkv", changing_frames(4, 10), codec="ffv1")
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
+    result = hash_file(str(cut), HashOptions())
+    assert isinstance(result, MediaHash)
+    assert [frame.seconds for frame in result.frames] == [0.0, 1.0, 2.0]
+    assert result.warnings == ("decoded frames end at 2.3 s of the 4.0 s the header declares (truncated?)",)
+    assert hash_file(str(whole), HashOptions()).warnings == ()
