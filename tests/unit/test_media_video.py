@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from fractions import Fraction
 from pathlib import Path
 
@@ -133,6 +134,8 @@ def test_a_truncated_video_is_hashed_as_far_as_it_goes_with_a_warning(tmp_path: 
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 6 // 10])
     result = hash_file(str(cut), HashOptions())
     assert isinstance(result, MediaHash)
+    # Where the cut falls depends on the codec's frame sizes: about 60% of 4 s.
     assert [frame.seconds for frame in result.frames] == [0.0, 1.0, 2.0]
-    assert result.warnings == ("decoded frames end at 2.3 s of the 4.0 s the header declares (truncated?)",)
+    (warning,) = result.warnings
+    assert re.fullmatch(r"decoded frames end at 2\.\d s of the 4\.0 s the header declares \(truncated\?\)", warning)
     assert hash_file(str(whole), HashOptions()).warnings == ()
