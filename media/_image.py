@@ -5,7 +5,9 @@ sees them. The declared size is checked against our own bound right after the he
 read, before a pixel is decoded; Pillow's own decompression-bomb bound (2 x
 ``Image.MAX_IMAGE_PIXELS``, 179 million pixels by default) refuses even earlier, inside
 ``Image.open``, and gives the same message. Pillow's warnings while decoding (bad EXIF, a
-bomb warning we already bounded) are kept as the result's warnings, never printed.
+bomb warning we already bounded) are kept as the result's warnings, never printed; the
+warning filters this swaps are process-wide, so hash from one thread at a time in a
+process (the pool uses processes).
 Animated GIF, WebP and multi-page TIFF: the first frame is hashed.
 """
 
