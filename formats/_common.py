@@ -26,7 +26,7 @@ from typing import Final, Literal
 
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry, normalise_labels
-from hashfed.protocol.names import show
+from hashfed.keys.names import show
 
 MAX_LINE_CHARS: Final = 1 << 20
 """Longest line a line format reads (1 Mi characters): far past any real row."""

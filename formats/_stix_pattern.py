@@ -34,7 +34,7 @@ import re
 from typing import Final, NamedTuple
 
 from hashfed.keys.errors import ProtocolError
-from hashfed.protocol.names import show
+from hashfed.keys.names import show
 
 MAX_PATTERN_CHARS: Final = 1 << 16
 MAX_COMPARISONS: Final = 1024

@@ -42,7 +42,7 @@ from typing import Final
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry, normalise_labels
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
-from hashfed.protocol.names import make_log_id, show
+from hashfed.keys.names import make_log_id, show
 from hashfed.protocol.records import Record
 
 from ._common import MAX_LINE_CHARS, Errors, FormatError, Text, bounded_lines, line_error, report

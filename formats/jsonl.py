@@ -21,7 +21,7 @@ from typing import Final
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry, normalise_labels
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
-from hashfed.protocol.names import keys_difference, show
+from hashfed.keys.names import keys_difference, show
 from hashfed.protocol.records import Record
 
 from ._common import (

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
-from hashfed.protocol.names import show
+from hashfed.keys.names import show
 from hashfed.protocol.records import Record
 
 from ._common import MAX_LINE_CHARS, Errors, Text, bounded_lines, line_error, report

@@ -54,7 +54,7 @@ from typing import Final
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.hashtypes import normalise
-from hashfed.protocol.names import make_log_id, show
+from hashfed.keys.names import make_log_id, show
 from hashfed.protocol.records import Record
 
 from ._common import (

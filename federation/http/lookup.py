@@ -17,6 +17,7 @@ import hmac
 import orjson
 from aiohttp import web
 
+from hashfed.federation.http.console import is_console_route
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.store import Store
@@ -33,7 +34,8 @@ TOKEN = web.AppKey("token", str)
 @web.middleware
 async def token_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     token = request.app.get(TOKEN)
-    if token:
+    # The console's pages check their own session (a cookie, after a login form).
+    if token and not is_console_route(request):
         # aiohttp decodes header bytes with surrogateescape: encode them back the same way,
         # so a header with a byte that is not UTF-8 is a wrong token (401), not a crash.
         given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")

@@ -144,4 +144,15 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial,)
+def _m2_peer_listings(db: sqlite_utils.Database) -> None:
+    # What each peer listed at its last listing (GET /v1/logs): log id and size in batches.
+    # Beside ``logs.size`` it gives how far behind a peer this node is (the console's and
+    # the metrics' lag); replaced whole at each listing.
+    db["peer_listings"].create(
+        {"org": str, "log_id": str, "size": int, "listed_at": str},
+        pk=("org", "log_id"),
+        not_null={"size", "listed_at"},
+    )
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_peer_listings)
