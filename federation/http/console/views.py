@@ -92,7 +92,9 @@ def _headers() -> dict[str, str]:
             " frame-ancestors 'none'; base-uri 'none'"
         ),
         "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on
+        # our own form posts, which same_origin() must then refuse
+        "Referrer-Policy": "same-origin",
         "Cache-Control": "no-store",
     }
 
