@@ -84,10 +84,11 @@ def _logfmt_value(value: object) -> str:
         text = ",".join(str(v) for v in value)
     else:
         text = str(value)
-    text = printable(text)
     if _BARE.fullmatch(text):
         return text
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    # Backslashes and quotes first, then control characters as \xNN: a literal "\x0a"
+    # in the text comes out as "\\x0a", a line break as "\x0a".
+    return '"' + printable(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 class TextFormatter(logging.Formatter):
