@@ -33,6 +33,7 @@ FEDERATION_RANK = {
     "clock": 0,
     "config": 0,
     "events": 0,
+    "configdoc": 1,
     "merged": 1,
     "store": 2,
     "home": 3,
