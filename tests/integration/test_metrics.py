@@ -5,6 +5,7 @@ scheduler running (one round per peer: the interval is 300 s, the jitter 0)."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from hashfed.federation.events import LOGGER_NAME, fields_of
 from tests.console_world import A, B, EVIL, OWN_COUNT, TOKEN, build_world
 from tests.helpers import send
 
@@ -38,7 +40,8 @@ async def scrape(session: aiohttp.ClientSession, url: str) -> dict:
     return samples(reply.body.decode())
 
 
-async def test_metrics_match_the_node(make_home, start_node) -> None:  # type: ignore[no-untyped-def]
+async def test_metrics_match_the_node(make_home, start_node, caplog) -> None:  # type: ignore[no-untyped-def]
+    caplog.set_level(logging.INFO, logger=LOGGER_NAME)
     world, evil = await build_world(make_home, start_node, sync=True)
     url = world.console
     async with aiohttp.ClientSession() as session:
@@ -82,6 +85,17 @@ async def test_metrics_match_the_node(make_home, start_node) -> None:  # type: i
     )
     assert value(found, "hashfed_http_requests_total", method="GET", route="/v1/logs", status="401") == 1
     assert value(found, "hashfed_http_refused_total", status="401", reason="bad-signature") == 1
+
+    # the same things as event lines, with named fields
+    events = [(r.getMessage(), fields_of(r)) for r in caplog.records if r.name == LOGGER_NAME]
+    refused = [f for name, f in events if name == "refused" and f.get("node") == A]
+    assert refused == [
+        {"node": A, "status": 401, "reason": "bad-signature", "method": "GET",
+         "route": "/v1/logs", "remote": "127.0.0.1"}
+    ]
+    pulls = [f for name, f in events if name == "pull" and f.get("node") == A]
+    assert {f["peer"] for f in pulls} >= {B, EVIL}
+    assert all(f["outcome"] == "failed" and f["error"] for f in pulls)
 
 
 @pytest.mark.parametrize(
