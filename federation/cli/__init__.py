@@ -36,6 +36,7 @@ from hashfed.federation.cli.peers import (
     cmd_revoke,
 )
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
+from hashfed.federation.events import FORMATS, LEVELS
 from hashfed.keys.errors import HashfedError
 from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
 
@@ -109,7 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-url", action="append", type=_url_arg)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
-    p.add_argument("--local-port", type=_port, help="lookup API for your own pipeline")
+    p.add_argument(
+        "--local-port", type=_port, help="lookup API, web console and /metrics (loopback)"
+    )
+    p.add_argument("--log-format", choices=sorted(FORMATS), default="text")
+    p.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower)
     p.set_defaults(func=cmd_serve)
 
     peer = sub.add_parser("peer", help="trusted orgs: keys, URL, grants")

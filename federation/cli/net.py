@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from typing import TYPE_CHECKING
 
 from hashfed.federation.cli._common import EXIT_ERROR, _load
 from hashfed.federation.cli.progress import Bar, progress_bar
+from hashfed.federation.events import configure_logging
 from hashfed.federation.home import Home
 from hashfed.keys.errors import ConfigError, HashfedError
 from hashfed.keys.names import check_org
@@ -112,9 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hashfed.federation.http.service import NodeService
 
     home = _load(args)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(fmt=args.log_format, level=args.log_level)
 
     async def run() -> None:
         service = NodeService(
@@ -134,7 +132,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"serving {home.org} at {service.url}", flush=True)
             if service.local_bound_port:
                 print(
-                    f"lookup API at http://{home.config.server.local_host}:"
+                    f"console and lookup API at http://{home.config.server.local_host}:"
                     f"{service.local_bound_port}",
                     flush=True,
                 )

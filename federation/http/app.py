@@ -15,6 +15,7 @@ import re
 from aiohttp import web
 
 from hashfed.federation.http.auth import PEER, auth_middleware
+from hashfed.federation.http.metrics import observe_middleware
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.http.push import handle_push, push_expect
@@ -167,7 +168,8 @@ async def get_consistency(request: web.Request) -> web.Response:
 def create_app(node: Node) -> web.Application:
     """The peer-facing application. Resources are the caller's (``Node``)."""
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware],
+        # observe first: it counts and logs the answer the other two made
+        middlewares=[observe_middleware, problem_middleware, auth_middleware],
         client_max_size=node.config.limits.max_body_bytes,
     )
     app[NODE] = node

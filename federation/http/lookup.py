@@ -32,6 +32,7 @@ import orjson
 from aiohttp import web
 
 from hashfed.federation.http import changes
+from hashfed.federation.http.console import is_console_route
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.merged.pdq import MAX_DISTANCE
@@ -47,7 +48,8 @@ TOKEN = web.AppKey("token", str)
 @web.middleware
 async def token_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     token = request.app.get(TOKEN)
-    if token:
+    # The console's pages check their own session (a cookie, after a login form).
+    if token and not is_console_route(request):
         # aiohttp decodes header bytes with surrogateescape: encode them back the same way,
         # so a header with a byte that is not UTF-8 is a wrong token (401), not a crash.
         given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")

@@ -1,5 +1,5 @@
-"""Running a node: the peer listener (optionally TLS), the local lookup listener, and the
-sync scheduler, started and stopped together.
+"""Running a node: the peer listener (optionally TLS), the local listener (lookup API,
+console, ``/metrics``), and the sync scheduler, started and stopped together.
 
     async with NodeService(home) as service:
         ...                # service.url is where peers reach it
@@ -18,7 +18,9 @@ from aiohttp import web
 
 from hashfed.federation.home import Home
 from hashfed.federation.http.app import create_app
+from hashfed.federation.http.console import add_console
 from hashfed.federation.http.lookup import create_lookup_app
+from hashfed.federation.http.metrics import METRICS, NodeMetrics, metrics_handler
 from hashfed.federation.http.node import Node
 from hashfed.federation.store import finish
 from hashfed.federation.sync.scheduler import SyncScheduler
@@ -74,6 +76,7 @@ class NodeService:
         self._index_load: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.local_bound_port = 0
+        self.metrics = NodeMetrics(self.node)
 
     @property
     def url(self) -> str:
@@ -85,6 +88,8 @@ class NodeService:
         limits = self.home.config.limits
         context = server_ssl_context(self.tls_cert, self.tls_key) if self.tls_cert else None
         app = create_app(self.node)
+        app[METRICS] = self.metrics
+        self.metrics.attach()
         self._runner = web.AppRunner(
             app, access_log=None, keepalive_timeout=limits.idle_timeout_s, handle_signals=False
         )
@@ -104,8 +109,12 @@ class NodeService:
         self.node.listening_on(self.host, self.bound_port, tls=context is not None)
         if self.local_port is not None:
             server = self.home.config.server
+            local_app = create_lookup_app(self.node, token=server.local_token)
+            add_console(local_app, token=server.local_token)
+            local_app[METRICS] = self.metrics
+            local_app.router.add_get("/metrics", metrics_handler)
             self._local_runner = web.AppRunner(
-                create_lookup_app(self.node, token=server.local_token),
+                local_app,
                 access_log=None,
                 handle_signals=False,
             )
@@ -135,6 +144,7 @@ class NodeService:
             # A worker thread cannot be stopped: let the load end before its store closes.
             with contextlib.suppress(Exception):
                 await finish(self._index_load)
+        self.metrics.detach()
         self.node.close()
 
     async def __aenter__(self) -> NodeService:

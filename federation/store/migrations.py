@@ -172,6 +172,14 @@ def _m2_merged_list_v2(db: sqlite_utils.Database) -> None:
     # Every PDQ value of the merged list, 32 bytes, numbered in order of arrival: the PDQ
     # index loads it at start (bytes, not hex: one buffer for numpy) and tails it by id.
     db.execute("CREATE TABLE pdq_values (id INTEGER PRIMARY KEY, value BLOB NOT NULL UNIQUE)")
+    # What each peer listed at its last listing (GET /v1/logs): log id and size in batches.
+    # Beside ``logs.size`` it gives how far behind a peer this node is (the console's and
+    # the metrics' lag); replaced whole at each listing.
+    db["peer_listings"].create(
+        {"org": str, "log_id": str, "size": int, "listed_at": str},
+        pk=("org", "log_id"),
+        not_null={"size", "listed_at"},
+    )
     # The merged list is a function of the stored logs: recomputed from their batches, it
     # gains the retractions version 1 dropped, and fills pdq_values.
     remerge(db.conn)

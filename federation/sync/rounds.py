@@ -66,6 +66,8 @@ async def pull_peer(
         except HashfedError as exc:
             await run_write(store.peers.note_pull, org, now=timestamp(clock()), error=str(exc))
             raise
+        if puller.listed:
+            await run_write(store.peers.note_listing, org, puller.listed, now=timestamp(clock()))
         failed = [r for r in results if r.status == "failed"]
         error = "; ".join(f"{r.log_id}: {r.detail}" for r in failed) or None
         await run_write(store.peers.note_pull, org, now=timestamp(clock()), error=error)

@@ -28,6 +28,7 @@ import aiohttp
 
 from hashfed.federation.clock import Clock, timestamp
 from hashfed.federation.config import NodeConfig, PullConfig
+from hashfed.federation.events import emit
 from hashfed.federation.home import Home
 from hashfed.federation.store import Store, run_write
 from hashfed.federation.sync.puller import LogResult
@@ -60,6 +61,37 @@ def failures_after(failures: int, results: list[LogResult] | None) -> int:
     if results is None or any(r.status == "failed" for r in results):
         return failures + 1
     return 0
+
+
+def _round_event(
+    node: str,
+    peer: str,
+    results: list[LogResult] | None,
+    error: Exception | None,
+    failures: int,
+    duration_s: float,
+) -> None:
+    """One ``pull`` event per round (``events``): outcome ok or failed, the entries
+    merged, the logs updated and failed, and the error (the round's, or its logs')."""
+    done = results or []
+    failed = [r for r in done if r.status == "failed"]
+    if error is None and failed:
+        error_text: str | None = "; ".join(f"{r.log_id}: {r.detail}" for r in failed)
+    else:
+        error_text = None if error is None else str(error) or type(error).__name__
+    emit(
+        "pull",
+        logging.INFO if failures == 0 else logging.WARNING,
+        node=node,
+        peer=peer,
+        outcome="ok" if failures == 0 else "failed",
+        duration_s=round(duration_s, 3),
+        entries=sum(r.entries for r in done),
+        logs_updated=sum(r.status == "updated" for r in done),
+        logs_failed=len(failed),
+        failures=failures,
+        error=error_text,
+    )
 
 
 class Node(Protocol):
@@ -161,23 +193,23 @@ class SyncScheduler:
         await asyncio.sleep(self.rng.uniform(0, min(self.node.config.pull.jitter_s, 5.0)))
         while True:
             results: list[LogResult] | None = None
+            started = asyncio.get_running_loop().time()
+            error: Exception | None = None
             try:
                 results = await self._round(org)
             except (HashfedError, TimeoutError) as exc:
-                log.warning("pull from %s failed (%d in a row): %s", org, failures + 1, exc)
+                error = exc  # logged once, with the round (``_round_event``)
                 if self.on_round:
                     self.on_round(org, None, exc)
             except Exception as exc:  # a bug must not end this peer's loop silently
+                error = exc
                 log.exception("pull from %s crashed", org)
                 if self.on_round:
                     self.on_round(org, None, exc)
             else:
-                for result in results:
-                    if result.status == "updated":
-                        log.info(
-                            "%s: %s %d -> %d", org, result.log_id, result.old_size, result.new_size
-                        )
                 if self.on_round:
                     self.on_round(org, results, None)
             failures = failures_after(failures, results)
+            _round_event(self.node.org, org, results, error, failures,
+                         asyncio.get_running_loop().time() - started)
             await asyncio.sleep(next_delay(self.node.config.pull, failures, self.rng))

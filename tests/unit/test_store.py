@@ -637,6 +637,7 @@ def test_migration_2_brings_back_retractions_version_1_dropped(path: Path) -> No
     store.conn.execute("ALTER TABLE contributions DROP COLUMN retracted")
     store.conn.execute("DROP TABLE arrivals")
     store.conn.execute("DROP TABLE pdq_values")
+    store.conn.execute("DROP TABLE peer_listings")
     store.conn.execute("PRAGMA user_version = 1")
     store.close()
 
