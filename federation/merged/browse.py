@@ -42,7 +42,7 @@ class Filter:
     def matches(self, record: Record) -> bool:
         if self.state == "active" and not record.active:
             return False
-        if self.state == "retracted" and record.active:
+        if self.state == "retracted" and (record.active or not record.retracted_by):
             return False
         if self.label is not None and self.label not in record.labels:
             return False
@@ -73,7 +73,7 @@ def _records_after(
     if after is not None:
         where.append("(type, value) > (?, ?)")
         params += list(after)
-    sql = "SELECT type, value, log, active, labels, opinion FROM contributions"
+    sql = "SELECT type, value, log, active, labels, opinion, retracted FROM contributions"
     if where:
         sql += " WHERE " + " AND ".join(where)
     cursor = conn.execute(sql + " ORDER BY type, value", params)
