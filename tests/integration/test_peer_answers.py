@@ -1,0 +1,107 @@
+"""What a puller makes of a hostile or confused peer's answers (federation.sync.transport):
+
+- a redirect is never followed: our signed headers never reach the address it names, and
+  nothing found there is taken for the peer's answer;
+- a peer's words (a problem ``detail``, a Location) reach stderr, ``status`` and the log
+  only as inert text (``keys.names.inert``);
+- a 401 ``clock-skew`` is worded as a clock to fix, with the offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+from hashfed.federation.cli import main as cli_main
+from hashfed.federation.home import Home
+from hashfed.federation.http.node import Node
+from hashfed.keys import TransportError
+from hashfed.protocol.entries import Entry
+from tests.helpers import FakeClock, connect, md5, pull_from, snapshot, stage_and_publish, trust
+
+A, B = "a.example", "b.example"
+ESCAPES = "\x1b[2J\x1b]0;owned\x07\x1b[31mred\u202egnp.exe\r\nFAKE LOG LINE"
+INERT_ESCAPES = "\\x1b[2J\\x1b]0;owned\\x07\\x1b[31mred\\u202egnp.exe\\r\\nFAKE LOG LINE"
+
+
+@contextlib.asynccontextmanager
+async def serving(app: web.Application) -> AsyncIterator[str]:
+    """``app`` on 127.0.0.1, an OS-chosen port; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def raw_peer(answer: bytes) -> AsyncIterator[str]:
+    """A peer that answers every request with ``answer``, bytes as they are (aiohttp's
+    server would refuse to send a control character in a header; a hostile peer need not)."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _answering(handler) -> web.Application:  # type: ignore[no-untyped-def]
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    return app
+
+
+@pytest.fixture
+def reader(make_home) -> Home:  # type: ignore[no-untyped-def]
+    b, a = make_home(B), make_home(A)
+    stage_and_publish(a, [Entry.add("md5", md5(1))])
+    connect(b, a)
+    return b
+
+
+# -- redirects -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_is_never_followed(reader: Home, status: int) -> None:
+    sink_seen: list[dict[str, str]] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        sink_seen.append(dict(request.headers))
+        return web.json_response([])  # "no logs": an answer that would look fine
+
+    async with serving(_answering(sink)) as sink_url:
+        location = sink_url + "/v1/logs\x1b[2J"
+        answer = f"HTTP/1.1 {status} Moved\r\nLocation: {location}\r\nContent-Length: 0\r\n\r\n"
+        async with raw_peer(answer.encode()) as peer_url:
+            before = snapshot(reader)
+            with pytest.raises(TransportError) as caught:
+                await pull_from(reader, peer_url)
+    assert str(caught.value) == (
+        f"GET /v1/logs: HTTP {status}: the peer redirects to {sink_url}/v1/logs\\x1b[2J;"
+        " a peer's requests never follow a redirect (update its URL with 'hashfed peer add'"
+        " if it has moved)"
+    )
+    assert caught.value.status == status
+    assert sink_seen == []  # our Signature headers went nowhere else
+    assert snapshot(reader) == before
