@@ -39,7 +39,8 @@ Blame, in the terms of :mod:`keys.errors`: bytes that do not follow the profile 
 fields, wrong components, missing, unknown or mistyped parameters, another ``alg`` or
 ``tag``, a bad nonce) raise :class:`ProtocolError`; a request that is well formed but not
 trustworthy (unsigned, stale, unknown key, wrong digest, wrong signature) raises
-:class:`VerificationError`. The server answers 401 to both.
+:class:`VerificationError` (a stale or future ``created``: its :class:`ClockSkewError`, with
+both times, so the answer can tell the signer its clock is off). The server answers 401.
 
 What :func:`verify_request` does not do, because it needs state: it does not remember
 nonces (replay) and does not check that ``@authority`` is one this server answers to. The
@@ -60,7 +61,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from hashfed.keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
-from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.keys.errors import ClockSkewError, ProtocolError, VerificationError
 from hashfed.keys.names import show
 from hashfed.protocol import _sfv as sfv
 
@@ -503,7 +504,12 @@ def verify_request_head(
     )
     signature = _read_signature(signatures[LABEL])
     if abs(now - params.created) > max_skew_s:
-        raise VerificationError(f"created {params.created} is more than {max_skew_s} s from now ({now})")
+        raise ClockSkewError(
+            f"created {params.created} is more than {max_skew_s} s from now ({now})",
+            created=params.created,
+            now=now,
+            max_skew_s=max_skew_s,
+        )
     verifier = lookup_key(params.keyid)
     if verifier is None:
         raise VerificationError(f"unknown key id {show(params.keyid)}")

@@ -4,7 +4,9 @@ In order: the per-address backstop rate limit (before any crypto, so a flood is 
 refuse), the RFC 9421 signature from the request head alone (``protocol.httpsig``, pure;
 for a request with a body it covers the ``Content-Digest`` header), the authority
 allow-list, the nonce (recorded only after the signature verifies), then the per-key rate
-limit. Any failure is 401 except the limits (429 with ``Retry-After``). ``GET /v1/node``
+limit. Any failure is 401 except the limits (429 with ``Retry-After``); a ``created``
+outside the window is 401 ``clock-skew`` with the node's time (``now``), since the usual
+cause is a clock that is off, not a forgery. ``GET /v1/node``
 alone is open.
 
 No body is read here: an unauthenticated client cannot make the node buffer anything.
@@ -23,7 +25,7 @@ from aiohttp import web
 from hashfed.federation.http.guard import NonceCapacityError, ReplayError, address_key
 from hashfed.federation.http.node import NODE
 from hashfed.federation.http.problems import Problem
-from hashfed.keys.errors import HashfedError
+from hashfed.keys.errors import ClockSkewError, HashfedError
 from hashfed.protocol.httpsig import (
     RequestTarget,
     check_content_digest,
@@ -42,6 +44,20 @@ def _too_many(wait_s: float, who: str) -> Problem:
         "rate-limited",
         f"too many requests from this {who}; retry in {retry} s",
         headers={"Retry-After": str(retry)},
+    )
+
+
+def _clock_skew(exc: ClockSkewError) -> Problem:
+    """401 ``clock-skew``: the request's ``created`` is outside the window. It carries the
+    node's time (``now``, Unix seconds) so the signer can tell its own clock is off."""
+    offset = exc.created - exc.now
+    side = "ahead of" if offset > 0 else "behind"
+    return Problem(
+        401,
+        "clock-skew",
+        f"the request was signed at {exc.created}, {abs(offset)} s {side} this node's clock"
+        f" ({exc.now}); the window is {exc.max_skew_s} s: check the signer's clock (NTP)",
+        now=exc.now,
     )
 
 
@@ -86,6 +102,8 @@ def authenticate(request: web.Request) -> None:
             now=now_s,
             max_skew_s=node.config.limits.signature_window_s,
         )
+    except ClockSkewError as exc:
+        raise _clock_skew(exc) from exc
     except HashfedError as exc:
         raise Problem(401, "bad-signature", str(exc)) from exc
     if authority not in node.authorities:

@@ -10,11 +10,15 @@ an address the peer chose (perhaps from https down to http), and the answer foun
 would be taken for the peer's. A 3xx is an error naming the status and the Location.
 Text from the peer (a problem's ``detail``, a Location, a reason) reaches our messages
 only through ``keys.names.inert``: it may end up on a terminal or in a log.
+
+A 401 ``clock-skew`` problem (the peer found our ``created`` outside its window) is
+worded as what it is, with the offset: the operator has a clock to fix, not a key.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import os
 import ssl
@@ -132,7 +136,10 @@ class HttpPeer:
                     raise _redirect_error(response.status, response.headers, f"{method} {path}")
                 data = await _read_capped(response, limit)
                 if response.status != expect:
-                    raise _error_from(response.status, data, f"{method} {path}")
+                    raise _error_from(
+                        response.status, data, f"{method} {path}",
+                        our_time=self.clock(), date=response.headers.get("Date"),
+                    )
                 return data
         except TransportError:
             raise
@@ -227,7 +234,12 @@ def _redirect_error(status: int, headers: Mapping[str, str], what: str) -> Trans
     )
 
 
-def _error_from(status: int, data: bytes, what: str) -> TransportError:
+CLOCK_SKEW = "urn:hashfed:problem:clock-skew"
+
+
+def _error_from(
+    status: int, data: bytes, what: str, *, our_time: float, date: str | None
+) -> TransportError:
     problem: dict | None = None
     detail = ""
     try:
@@ -237,4 +249,28 @@ def _error_from(status: int, data: bytes, what: str) -> TransportError:
             detail = inert(str(parsed.get("detail", "")))
     except (ValueError, RecursionError):
         detail = inert(data[:200].decode("utf-8", "replace"), 200)
+    if status == 401 and problem is not None and problem.get("type") == CLOCK_SKEW:
+        detail = _skew_detail(problem, our_time, date) or detail
     return TransportError(f"{what}: HTTP {status}: {detail}".rstrip(": "), status=status, problem=problem)
+
+
+def _skew_detail(problem: dict, our_time: float, date: str | None) -> str | None:
+    """'the peer says our clock is off by N s', from the node's time in the problem
+    (``now``, whole seconds) or else its ``Date`` header."""
+    their_time: float | None = None
+    now = problem.get("now")
+    if type(now) is int:
+        their_time = now
+    elif date is not None:
+        try:
+            their_time = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            their_time = None
+    if their_time is None:
+        return None
+    offset = round(our_time - their_time)
+    side = "ahead of" if offset > 0 else "behind"
+    return (
+        f"clock skew: the peer says our clock is off by {offset} s ({abs(offset)} s {side}"
+        " the peer's); set this machine's clock (NTP) and retry"
+    )

@@ -23,6 +23,7 @@ from aiohttp import web
 from hashfed.federation.cli import main as cli_main
 from hashfed.federation.home import Home
 from hashfed.federation.http.node import Node
+from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import TransportError
 from hashfed.protocol.entries import Entry
 from tests.helpers import FakeClock, connect, md5, pull_from, snapshot, stage_and_publish, trust
@@ -105,3 +106,55 @@ async def test_a_redirect_is_never_followed(reader: Home, status: int) -> None:
     assert caught.value.status == status
     assert sink_seen == []  # our Signature headers went nowhere else
     assert snapshot(reader) == before
+
+
+# -- clocks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("skew_s", [-3600, -301, 301, 86_400], ids=["hour-behind", "just-behind", "just-ahead", "day-ahead"])
+async def test_a_clock_off_by_more_than_the_window_is_named_on_both_sides(
+    make_home, start_node, skew_s: int
+) -> None:  # type: ignore[no-untyped-def]
+    a, b = make_home(A), make_home(B)
+    stage_and_publish(a, [Entry.add("md5", md5(1))])
+    connect(b, a)
+    clock = FakeClock()
+    service = await start_node(a, node=Node(a, clock=clock))
+    before = snapshot(b)
+    # The reader's clock is skew_s off the node's.
+    async with aiohttp.ClientSession() as session:
+        peer = HttpPeer(session, service.url, b.signers[0], clock=lambda: clock.now + skew_s)
+        with pytest.raises(TransportError) as caught:
+            await peer.list_logs()
+    problem = caught.value.problem
+    assert caught.value.status == 401 and problem is not None
+    assert problem["type"] == "urn:hashfed:problem:clock-skew"
+    assert problem["now"] == int(clock.now)
+    side = "ahead of" if skew_s > 0 else "behind"
+    assert problem["detail"] == (
+        f"the request was signed at {int(clock.now) + skew_s}, {abs(skew_s)} s {side} this"
+        f" node's clock ({int(clock.now)}); the window is 300 s: check the signer's clock (NTP)"
+    )
+    assert str(caught.value) == (
+        f"GET /v1/logs: HTTP 401: clock skew: the peer says our clock is off by {skew_s} s"
+        f" ({abs(skew_s)} s {side} the peer's); set this machine's clock (NTP) and retry"
+    )
+    assert snapshot(b) == before
+    assert len(service.node.nonces) == 0
+
+
+async def test_clock_skew_is_read_from_the_date_header_when_the_problem_has_no_time(reader: Home) -> None:
+    body = json.dumps({"type": "urn:hashfed:problem:clock-skew", "status": 401, "detail": "x"})
+    date = "Thu, 01 Jan 2026 00:00:00 GMT"  # 1767225600
+    answer = (
+        f"HTTP/1.1 401 Unauthorized\r\nDate: {date}\r\nContent-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n{body}"
+    ).encode()
+    async with raw_peer(answer) as url, aiohttp.ClientSession() as session:
+        peer = HttpPeer(session, url, reader.signers[0], clock=lambda: 1767225600 - 400)
+        with pytest.raises(TransportError) as caught:
+            await peer.list_logs()
+    assert str(caught.value) == (
+        "GET /v1/logs: HTTP 401: clock skew: the peer says our clock is off by -400 s"
+        " (400 s behind the peer's); set this machine's clock (NTP) and retry"
+    )
