@@ -17,11 +17,11 @@ the signed digest before it is used.
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 from aiohttp import web
 
+from hashfed.federation.http.body import read_body
 from hashfed.federation.http.guard import NonceCapacityError, ReplayError, address_key
 from hashfed.federation.http.node import NODE
 from hashfed.federation.http.problems import Problem
@@ -128,18 +128,9 @@ async def read_signed_body(request: web.Request) -> bytes:
     """The body of an authenticated request: at most ``max_body_bytes`` (413), within
     ``body_timeout_s`` (408), and matching the signed ``Content-Digest`` (401)."""
     limits = request.app[NODE].config.limits
-    declared = request.content_length
-    if declared is not None and declared > limits.max_body_bytes:
-        raise Problem(
-            413, "content-too-large", f"body of {declared} bytes; at most {limits.max_body_bytes}"
-        )
-    try:
-        async with asyncio.timeout(limits.body_timeout_s):
-            body = await request.read()  # aiohttp stops at client_max_size (413)
-    except TimeoutError as exc:
-        raise Problem(
-            408, "body-timeout", f"the body did not arrive within {limits.body_timeout_s:g} s"
-        ) from exc
+    body = await read_body(
+        request, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s
+    )
     digest = request.headers.getall("Content-Digest", [])
     try:
         check_content_digest(", ".join(digest) if digest else None, body)

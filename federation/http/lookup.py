@@ -17,6 +17,7 @@ import hmac
 import orjson
 from aiohttp import web
 
+from hashfed.federation.http.body import read_body
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.store import Store
@@ -85,8 +86,10 @@ async def _near(request: web.Request, type_: str, value: str) -> web.Response:
 
 async def post_lookup(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    limits = node.config.limits
+    data = await read_body(request, max_bytes=MAX_LOOKUP_BODY, timeout_s=limits.body_timeout_s)
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, "malformed", "the body is not JSON") from exc
     hashes = body.get("hashes") if isinstance(body, dict) else None
