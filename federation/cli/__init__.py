@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--distance",
-        type=int,
+        metavar="BITS",
         help=f"pdq only: every record within this many bits (PDQ's usual threshold is {PDQ_MATCH_DISTANCE})",
     )
     p.set_defaults(func=cmd_lookup)

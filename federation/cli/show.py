@@ -11,7 +11,9 @@ import sys
 from hashfed.federation.cli._common import EXIT_NOT_FOUND, CliError, _hash_type, _load
 from hashfed.federation.home import Home
 from hashfed.federation.report import status_report
-from hashfed.keys.names import make_log_id
+from hashfed.keys.encoding import decimal
+from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import make_log_id, show
 from hashfed.protocol.hashtypes import normalise
 from hashfed.protocol.records import Record
 
@@ -34,11 +36,13 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lookup_near(home: Home, type_: str, value: str, distance: int, *, as_json: bool) -> int:
+def _lookup_near(home: Home, type_: str, value: str, text: str, *, as_json: bool) -> int:
     if type_ != "pdq":
         raise CliError("--distance is for pdq hashes (Hamming distance); other types match exactly")
-    if not 0 <= distance <= 256:
-        raise CliError(f"--distance must be from 0 to 256 bits, not {distance}")
+    try:
+        distance = decimal(text, what="--distance", max_value=256)
+    except ProtocolError as exc:
+        raise CliError(f"--distance must be from 0 to 256 bits, not {show(text)}") from exc
     with home.open_store() as store:
         matches = store.merged.near_pdq(value, distance)
     if not matches:

@@ -10,7 +10,6 @@ Checks run in the protocol's order: signature (401), the log exists (404), may r
 from __future__ import annotations
 
 import asyncio
-import re
 
 from aiohttp import web
 
@@ -19,13 +18,15 @@ from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.http.push import handle_push, push_expect
 from hashfed.federation.store import LogState
+from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import make_log_id, parse_log_id
 from hashfed.protocol.merkle import consistency_proof, encode_proof, inclusion_proof
 
 PROTOCOL_NAME = "hashfed/1"
 
-_UINT = re.compile(r"0|[1-9][0-9]{0,17}")
+# The largest index or size a query may name: SQLite's integers are 64-bit signed.
+MAX_QUERY_INT = 2**63 - 1
 
 
 def query_int(request: web.Request, name: str, *, required: bool = True) -> int | None:
@@ -37,9 +38,10 @@ def query_int(request: web.Request, name: str, *, required: bool = True) -> int 
         return None
     if len(values) > 1:
         raise Problem(400, "malformed", f"query parameter {name!r} is given more than once")
-    if not _UINT.fullmatch(values[0]):
-        raise Problem(400, "malformed", f"query parameter {name!r} must be a decimal integer")
-    return int(values[0])
+    try:
+        return decimal(values[0], what=f"query parameter {name!r}", max_value=MAX_QUERY_INT)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
 
 
 def only_params(request: web.Request, *names: str) -> None:

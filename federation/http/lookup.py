@@ -21,6 +21,7 @@ from hashfed.federation.http.body import read_body
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.store import Store
+from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.hashtypes import normalise
 from hashfed.protocol.records import Record
@@ -69,18 +70,22 @@ async def _near(request: web.Request, type_: str, value: str) -> web.Response:
     text = request.rel_url.query.getall("distance")
     if type_ != "pdq":
         raise Problem(400, "malformed", "distance is for pdq hashes; other types match exactly")
-    if len(text) != 1 or not text[0].isdigit() or int(text[0]) > 256:
-        raise Problem(400, "malformed", "distance must be one whole number from 0 to 256")
+    if len(text) != 1:
+        raise Problem(400, "malformed", "distance must be given once")
+    try:
+        distance = decimal(text[0], what="distance", max_value=256)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
     node = request.app[NODE]
 
     def scan() -> list[tuple[int, Record]]:
         # a scan of every PDQ value held: in a worker thread, on a connection of its own
         with Store(node.home.db_path) as store:
-            return store.merged.near_pdq(value, int(text[0]))
+            return store.merged.near_pdq(value, distance)
 
     matches = await asyncio.to_thread(scan)
     if not matches:
-        raise Problem(404, "unknown-hash", f"nothing within {text[0]} bits of pdq {value}")
+        raise Problem(404, "unknown-hash", f"nothing within {distance} bits of pdq {value}")
     return _json({"matches": [{"distance": d, **r.to_json_obj()} for d, r in matches]})
 
 
