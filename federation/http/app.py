@@ -14,6 +14,7 @@ import asyncio
 from aiohttp import web
 
 from hashfed.federation.http.auth import PEER, auth_middleware
+from hashfed.federation.http.body import refuse_expect
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.http.push import handle_push, push_expect
@@ -174,11 +175,13 @@ def create_app(node: Node) -> web.Application:
     )
     app[NODE] = node
     base = "/v1/logs/{org}/{collection}"
-    app.router.add_get("/v1/node", node_info)
-    app.router.add_get("/v1/logs", list_logs)
-    app.router.add_get(base + "/checkpoint", get_checkpoint)
-    app.router.add_get(base + "/batches", get_batches)
+    # Only push takes a body, so only push may answer Expect: 100-continue with an invitation.
+    no_body = {"expect_handler": refuse_expect}
+    app.router.add_get("/v1/node", node_info, **no_body)
+    app.router.add_get("/v1/logs", list_logs, **no_body)
+    app.router.add_get(base + "/checkpoint", get_checkpoint, **no_body)
+    app.router.add_get(base + "/batches", get_batches, **no_body)
     app.router.add_post(base + "/batches", handle_push, expect_handler=push_expect)
-    app.router.add_get(base + "/proof/inclusion", get_inclusion)
-    app.router.add_get(base + "/proof/consistency", get_consistency)
+    app.router.add_get(base + "/proof/inclusion", get_inclusion, **no_body)
+    app.router.add_get(base + "/proof/consistency", get_consistency, **no_body)
     return app

@@ -7,7 +7,7 @@ allow-list, the nonce (recorded only after the signature verifies), then the per
 limit. Any failure is 401 except the limits (429 with ``Retry-After``); a ``created``
 outside the window is 401 ``clock-skew`` with the node's time (``now``), since the usual
 cause is a clock that is off, not a forgery. ``GET /v1/node``
-alone is open.
+(and its ``HEAD``) alone is open.
 
 No body is read here: an unauthenticated client cannot make the node buffer anything.
 A handler that takes a body reads it with ``read_signed_body`` once it has decided the
@@ -63,7 +63,7 @@ def _clock_skew(exc: ClockSkewError) -> Problem:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    if request.method == "GET" and request.path == "/v1/node":
+    if request.method in ("GET", "HEAD") and request.path == "/v1/node":
         return await handler(request)
     if request.get(PEER) is None:  # not already done by an Expect handler
         authenticate(request)

@@ -17,9 +17,9 @@ import hmac
 import orjson
 from aiohttp import web
 
-from hashfed.federation.http.body import read_body
+from hashfed.federation.http.body import invite_body, read_body, refuse_expect
 from hashfed.federation.http.node import NODE, Node
-from hashfed.federation.http.problems import Problem, problem_middleware
+from hashfed.federation.http.problems import Problem, problem_middleware, problem_response
 from hashfed.federation.store import Store
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
@@ -34,6 +34,12 @@ TOKEN = web.AppKey("token", str)
 
 @web.middleware
 async def token_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    check_token(request)
+    return await handler(request)
+
+
+def check_token(request: web.Request) -> None:
+    """401 unless the request carries the listener's bearer token (when it has one)."""
     token = request.app.get(TOKEN)
     if token:
         # aiohttp decodes header bytes with surrogateescape: encode them back the same way,
@@ -44,7 +50,16 @@ async def token_middleware(request: web.Request, handler):  # type: ignore[no-un
                 401, "bad-token", "a valid bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    return await handler(request)
+
+
+async def lookup_expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` on ``POST /v1/lookup``: the body is invited only with the
+    token (this runs before the middlewares)."""
+    try:
+        check_token(request)
+    except Problem as problem:
+        return problem_response(problem)
+    return await invite_body(request)
 
 
 async def get_hash(request: web.Request) -> web.Response:
@@ -131,6 +146,6 @@ def create_lookup_app(node: Node, *, token: str | None) -> web.Application:
     app[NODE] = node
     if token:
         app[TOKEN] = token
-    app.router.add_get("/v1/hashes/{type}/{value}", get_hash)
-    app.router.add_post("/v1/lookup", post_lookup)
+    app.router.add_get("/v1/hashes/{type}/{value}", get_hash, expect_handler=refuse_expect)
+    app.router.add_post("/v1/lookup", post_lookup, expect_handler=lookup_expect)
     return app

@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import asyncio
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from hashfed.federation.clock import timestamp
 from hashfed.federation.http.auth import PEER, authenticate, read_signed_body
+from hashfed.federation.http.body import invite_body
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_response
 from hashfed.federation.store import WrongStart, run_write
@@ -123,11 +124,7 @@ async def push_expect(request: web.Request) -> web.StreamResponse | None:
         _pusher_allowed(request)
     except Problem as problem:
         return problem_response(problem)
-    if request.version != HttpVersion11 or request.headers["Expect"].lower() != "100-continue":
-        return problem_response(Problem(417, "expectation-failed", "only 100-continue is known"))
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # the interim answer is not the response's size
-    return None
+    return await invite_body(request)
 
 
 async def handle_push(request: web.Request) -> web.Response:
