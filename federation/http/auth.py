@@ -3,11 +3,11 @@
 In order: the per-address backstop rate limit (before any crypto, so a flood is cheap to
 refuse), the RFC 9421 signature from the request head alone (``protocol.httpsig``, pure;
 for a request with a body it covers the ``Content-Digest`` header), the authority
-allow-list, the nonce (recorded only after the signature verifies), then the per-key rate
-limit. Any failure is 401 except the limits (429 with ``Retry-After``); a ``created``
-outside the window is 401 ``clock-skew`` with the node's time (``now``), since the usual
-cause is a clock that is off, not a forgery. ``GET /v1/node``
-(and its ``HEAD``) alone is open.
+allow-list, the per-key rate limit, then the nonce (at most ``NONCE_MAX_CHARS`` long,
+recorded only once the signature verifies and the key is within its rate). Any failure is
+401 except the limits (429 with ``Retry-After``); a ``created`` outside the window is 401
+``clock-skew`` with the node's time (``now``), since the usual cause is a clock that is
+off, not a forgery. ``GET /v1/node`` (and its ``HEAD``) alone is open.
 
 No body is read here: an unauthenticated client cannot make the node buffer anything.
 A handler that takes a body reads it with ``read_signed_body`` once it has decided the
@@ -110,6 +110,10 @@ def authenticate(request: web.Request) -> None:
         raise Problem(
             401, "wrong-authority", f"this node does not answer to {authority!r}"
         )
+    # The key's rate limit before its nonce is recorded: a refused request costs no memory.
+    wait = node.key_limiter.take(verified.key_id, now)
+    if wait:
+        raise _too_many(wait, "key")
     params = verified.params
     try:
         node.nonces.check_and_record(verified.key_id, params.nonce, params.created, now_s)
@@ -117,9 +121,6 @@ def authenticate(request: web.Request) -> None:
         raise Problem(401, "replayed", str(exc)) from exc
     except NonceCapacityError as exc:
         raise _too_many(exc.retry_after_s, "key") from exc
-    wait = node.key_limiter.take(verified.key_id, now)
-    if wait:
-        raise _too_many(wait, "key")
     request[PEER] = verified.org
     request[KEY_ID] = verified.key_id
 

@@ -313,3 +313,58 @@ async def test_nonce_budget_is_429_never_an_eviction(homes, start_node) -> None:
         assert first.status == 200
         clock.now += 301
         assert (await _get(session, service, b, clock)).status == 200
+
+
+# -- memory a key can make the node hold -------------------------------------------------------
+
+
+def _signed_with_nonce(service: NodeService, signer, nonce: str, created: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Headers of a GET of the checkpoint signed with ``nonce`` as it is (``sign_request``
+    would refuse a nonce past the bound; a hostile peer need not use it)."""
+    import base64
+
+    from hashfed.protocol.httpsig import (
+        ALG,
+        BASE_COMPONENTS,
+        LABEL,
+        TAG,
+        RequestTarget,
+        SignatureParams,
+        authority_of,
+        signature_base,
+    )
+
+    target = RequestTarget("GET", authority_of(service.url), CHECKPOINT, "")
+    params = SignatureParams(BASE_COMPONENTS, created, nonce, signer.key_id, ALG, TAG)
+    text = params.serialise()
+    base = signature_base(params.components, target.component_values(), text)
+    signature = base64.b64encode(signer.sign(base)).decode()
+    return {"Signature-Input": f"{LABEL}={text}", "Signature": f"{LABEL}=:{signature}:"}
+
+
+@pytest.mark.parametrize("length", [65, 3900], ids=["65-chars", "3900-chars"])
+async def test_a_nonce_past_64_characters_is_401_and_never_recorded(homes, start_node, length: int) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = homes
+    a, clock = _node(a)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        headers = _signed_with_nonce(service, b.signers[0], "A" * length, int(clock.now))
+        problem = assert_problem(await send(session, service.url, "GET", CHECKPOINT, headers=headers), 401, "bad-signature")
+        assert problem["detail"] == f"nonce is {length} characters, more than 64"
+        assert len(service.node.nonces) == 0
+        # 64 characters (48 random bytes) is still a nonce.
+        headers = _signed_with_nonce(service, b.signers[0], "A" * 64, int(clock.now))
+        assert (await send(session, service.url, "GET", CHECKPOINT, headers=headers)).status == 200
+        assert len(service.node.nonces) == 1
+
+
+async def test_a_key_over_its_rate_has_no_nonce_recorded(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = homes
+    a, clock = _node(a, requests_per_second_per_key=1.0, burst_per_key=3)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            assert (await _get(session, service, b, clock)).status == 200
+        for _ in range(20):
+            assert_problem(await _get(session, service, b, clock), 429, "rate-limited")
+    assert len(service.node.nonces) == 3  # one per request served, none per refusal

@@ -475,6 +475,7 @@ _BAD_REQUESTS: list[tuple[str, Callable[[], Request], type[Exception]]] = [
     ("nonce-padded", lambda: param("nonce", f'"{NONCE}=="'), PE),
     ("nonce-not-url-alphabet", lambda: param("nonce", f'"{_b64(bytes([251]) * 16)}"'), PE),
     ("nonce-non-canonical", lambda: param("nonce", f'"{new_nonce(bytes(16))[:-1]}B"'), PE),
+    ("nonce-past-64-chars", lambda: param("nonce", f'"{new_nonce(bytes(49))}"'), PE),
     ("nonce-15-bytes", lambda: param("nonce", f'"{httpsig._b64url(bytes(15))}"'), PE),
     # Time, key, digest and signature.
     ("created-301s-ago", lambda: replace(signed(), now=CREATED + 301), ClockSkewError),
