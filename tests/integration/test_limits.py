@@ -25,6 +25,7 @@ from tests.helpers import (
     md5,
     send,
     signed,
+    snapshot,
     stage_and_publish,
     wait_until,
 )
@@ -368,3 +369,33 @@ async def test_a_key_over_its_rate_has_no_nonce_recorded(homes, start_node) -> N
         for _ in range(20):
             assert_problem(await _get(session, service, b, clock), 429, "rate-limited")
     assert len(service.node.nonces) == 3  # one per request served, none per refusal
+
+
+async def test_one_push_at_a_time_per_log(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, c, body = _ngo_and_host(homes, {})
+    service = await start_node(a)
+    node = service.node
+    before = snapshot(a)
+    reader, writer = await _open(service)
+    try:
+        # A first push sends its head and part of its body, then waits.
+        writer.write(_signed_push_head(service, c, body) + body[:10])
+        await writer.drain()
+        await wait_until(lambda: node.pushing == {f"{C}/default"}, what="the first push to start")
+        async with aiohttp.ClientSession() as session:
+            for expect in ({}, {"Expect": "100-continue"}):
+                reply = await signed(
+                    session, service.url, c.signers[0], "POST", f"/v1/logs/{C}/default/batches",
+                    body=body, headers={"Content-Type": "application/x-ndjson", **expect},
+                )
+                problem = assert_problem(reply, 429, "push-in-progress")
+                assert problem["detail"] == f"a push of {C}/default is in progress; push again once it has ended"
+                assert reply.headers["Retry-After"] == "5"
+        assert node.pushing == {f"{C}/default"}  # one slot, held by the first
+        assert snapshot(a) == before
+        writer.write(body[10:])  # the first push ends, and is stored
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 201")
+    finally:
+        writer.close()
+    assert node.pushing == set()
