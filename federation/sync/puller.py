@@ -107,7 +107,7 @@ class Puller:
         clock: Callable[[], float],
         page_batches: int = 4,
         progress: Progress | None = None,
-        log_lock: Callable[[str], asyncio.Lock] | None = None,
+        log_lock: Callable[[str], contextlib.AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.store = store
         self.trust = trust
