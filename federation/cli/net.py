@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from hashfed.federation.cli._common import EXIT_ERROR, _load
 from hashfed.federation.cli.progress import Bar, progress_bar
-from hashfed.federation.home import Home
+from hashfed.federation.home import Home, require_private
 from hashfed.keys.errors import ConfigError, HashfedError
 from hashfed.keys.names import check_org
 
@@ -112,6 +112,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hashfed.federation.http.service import NodeService
 
     home = _load(args)
+    require_private(home.path)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
