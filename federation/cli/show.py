@@ -13,7 +13,7 @@ from hashfed.federation.home import Home
 from hashfed.federation.report import status_report
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
-from hashfed.keys.names import make_log_id, show
+from hashfed.keys.names import inert, make_log_id, show
 from hashfed.protocol.hashtypes import normalise
 from hashfed.protocol.records import Record
 
@@ -112,12 +112,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for p in status["peers"]:
         where = p["url"] or "no URL"
         last = f"; last pull ok {p['last_success']}" if p["last_success"] else ""
-        err = f"; last error: {p['last_error']}" if p["last_error"] else ""
+        err = f"; last error: {inert(p['last_error'], 1000)}" if p["last_error"] else ""
         print(f"  {p['org']}: {where}{last}{err}")
     if status["evidence"]:
         print(f"EVIDENCE of misbehaviour: {len(status['evidence'])} record(s)")
         for e in status["evidence"]:
-            print(f"  {e['detected_at']} {e['log_id']} ({e['kind']}) via {e['source']}: {e['detail']}")
+            print(f"  {e['detected_at']} {e['log_id']} ({e['kind']}) via {inert(e['source'])}: {inert(e['detail'], 1000)}")
     return 0
 
 

@@ -34,6 +34,7 @@ from hashfed.federation.sync.puller import LogResult
 from hashfed.federation.sync.rounds import pull_peer
 from hashfed.keys import Signer, TrustStore
 from hashfed.keys.errors import HashfedError
+from hashfed.keys.names import inert
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,9 @@ class SyncScheduler:
             try:
                 results = await self._round(org)
             except (HashfedError, TimeoutError) as exc:
-                log.warning("pull from %s failed (%d in a row): %s", org, failures + 1, exc)
+                log.warning(
+                    "pull from %s failed (%d in a row): %s", org, failures + 1, inert(str(exc), 1000)
+                )
                 if self.on_round:
                     self.on_round(org, None, exc)
             except Exception as exc:  # a bug must not end this peer's loop silently

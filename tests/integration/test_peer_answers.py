@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -23,10 +22,19 @@ from aiohttp import web
 from hashfed.federation.cli import main as cli_main
 from hashfed.federation.home import Home
 from hashfed.federation.http.node import Node
+from hashfed.federation.sync.scheduler import SyncScheduler
 from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import TransportError
 from hashfed.protocol.entries import Entry
-from tests.helpers import FakeClock, connect, md5, pull_from, snapshot, stage_and_publish, trust
+from tests.helpers import (
+    FakeClock,
+    connect,
+    md5,
+    pull_from,
+    snapshot,
+    stage_and_publish,
+    wait_until,
+)
 
 A, B = "a.example", "b.example"
 ESCAPES = "\x1b[2J\x1b]0;owned\x07\x1b[31mred\u202egnp.exe\r\nFAKE LOG LINE"
@@ -158,3 +166,74 @@ async def test_clock_skew_is_read_from_the_date_header_when_the_problem_has_no_t
         "GET /v1/logs: HTTP 401: clock skew: the peer says our clock is off by -400 s"
         " (400 s behind the peer's); set this machine's clock (NTP) and retry"
     )
+
+
+# -- a peer's words, shown inert -------------------------------------------------------------
+
+
+def _problem_answer(status: int, detail: str) -> bytes:
+    body = json.dumps({"type": "urn:hashfed:problem:x", "status": status, "detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} No\r\nContent-Type: application/problem+json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    return head + body
+
+
+def _peer_at(reader: Home, org: str, url: str) -> None:
+    """Point ``reader``'s peer ``org`` at ``url`` (its keys unchanged)."""
+    with reader.open_store() as store:
+        peer = store.peers.get(org)
+        assert peer is not None
+        store.peers.add(
+            org, url=url, vkeys=list(peer.vkeys), accept_push=False, ca_file=None,
+            now="2026-11-26T00:00:00Z",
+        )
+
+
+async def test_a_peers_words_reach_pull_status_and_the_log_inert(
+    reader: Home, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with raw_peer(_problem_answer(403, ESCAPES)) as url:
+        _peer_at(reader, A, url)
+        before = snapshot(reader)
+        code = await asyncio.to_thread(cli_main, ["--home", str(reader.path), "pull", A])
+        out, err = capsys.readouterr()
+        assert code == 2
+        assert err == f"{A}: pull failed: GET /v1/logs: HTTP 403: {INERT_ESCAPES}\n"
+        assert "\x1b" not in out + err
+
+        assert cli_main(["--home", str(reader.path), "status"]) == 0
+        out, _ = capsys.readouterr()
+        assert f"last error: GET /v1/logs: HTTP 403: {INERT_ESCAPES}" in out
+        assert "\x1b" not in out and "\u202e" not in out
+
+        # The serve log: the scheduler's round fails the same way.
+        node = Node(reader)
+        rounds: list[object] = []
+        caplog.set_level(logging.WARNING)
+        async with aiohttp.ClientSession() as session:
+            scheduler = SyncScheduler(node, session, on_round=lambda *r: rounds.append(r))
+            scheduler.start()
+            try:  # the first round starts within 5 s (its jitter)
+                await wait_until(lambda: rounds, timeout_s=10, what="the first round")
+            finally:
+                await scheduler.stop()
+                node.close()
+        assert rounds
+        logged = [r.getMessage() for r in caplog.records if r.name.endswith("scheduler")]
+        assert logged and all("\x1b" not in m and "\r" not in m for m in logged), logged
+        assert any(INERT_ESCAPES in m for m in logged), logged
+        assert snapshot(reader) == before
+
+
+def test_status_shows_a_stored_error_inert(reader: Home, capsys: pytest.CaptureFixture[str]) -> None:
+    """Text already in the store (recorded by an older version, say) is shown inert too."""
+    with reader.open_store() as store:
+        store.peers.note_pull(A, now="2026-11-26T00:00:00Z", error=ESCAPES)
+    before = snapshot(reader)
+    assert cli_main(["--home", str(reader.path), "status"]) == 0
+    out, _ = capsys.readouterr()
+    assert f"last error: {INERT_ESCAPES}\n" in out
+    assert "\x1b" not in out and "\u202e" not in out
+    assert snapshot(reader) == before
