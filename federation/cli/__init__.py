@@ -38,6 +38,7 @@ from hashfed.federation.cli.peers import (
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
 from hashfed.federation.events import FORMATS, LEVELS
 from hashfed.keys.errors import HashfedError
+from hashfed.keys.names import inert
 from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
 
 
@@ -168,7 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--distance",
-        type=int,
+        metavar="BITS",
         help=f"pdq only: every record within this many bits (PDQ's usual threshold is {PDQ_MATCH_DISTANCE})",
     )
     p.set_defaults(func=cmd_lookup)
@@ -189,7 +190,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (CliError, HashfedError) as exc:
-        message = " ".join(str(exc).split())
+        message = inert(" ".join(str(exc).split()), 2000)  # an error may quote a peer
         print(f"hashfed: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

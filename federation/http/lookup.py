@@ -32,10 +32,12 @@ import orjson
 from aiohttp import web
 
 from hashfed.federation.http import changes
+from hashfed.federation.http.body import invite_body, read_body, refuse_expect
 from hashfed.federation.http.console import is_console_route
 from hashfed.federation.http.node import NODE, Node
-from hashfed.federation.http.problems import Problem, problem_middleware
+from hashfed.federation.http.problems import Problem, problem_middleware, problem_response
 from hashfed.federation.merged.pdq import MAX_DISTANCE
+from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
 from hashfed.protocol.hashtypes import normalise, parse_hash_type
 
@@ -47,6 +49,12 @@ TOKEN = web.AppKey("token", str)
 
 @web.middleware
 async def token_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
+    check_token(request)
+    return await handler(request)
+
+
+def check_token(request: web.Request) -> None:
+    """401 unless the request carries the listener's bearer token (when it has one)."""
     token = request.app.get(TOKEN)
     # The console's pages check their own session (a cookie, after a login form).
     if token and not is_console_route(request):
@@ -58,7 +66,16 @@ async def token_middleware(request: web.Request, handler):  # type: ignore[no-un
                 401, "bad-token", "a valid bearer token is required",
                 headers={"WWW-Authenticate": "Bearer"},
             )
-    return await handler(request)
+
+
+async def lookup_expect(request: web.Request) -> web.StreamResponse | None:
+    """``Expect: 100-continue`` on ``POST /v1/lookup``: the body is invited only with the
+    token (this runs before the middlewares)."""
+    try:
+        check_token(request)
+    except Problem as problem:
+        return problem_response(problem)
+    return await invite_body(request)
 
 
 async def get_hash(request: web.Request) -> web.Response:
@@ -84,14 +101,16 @@ async def _near(request: web.Request, type_: str, value: str) -> web.Response:
     text = request.rel_url.query.getall("distance")
     if type_ != "pdq":
         raise Problem(400, "malformed", "distance is for pdq hashes; other types match exactly")
-    if len(text) != 1 or not text[0].isdigit() or int(text[0]) > MAX_DISTANCE:
-        raise Problem(
-            400, "malformed", f"distance must be one whole number from 0 to {MAX_DISTANCE}"
-        )
+    if len(text) != 1:
+        raise Problem(400, "malformed", "distance must be given once")
+    try:
+        distance = decimal(text[0], what="distance", max_value=MAX_DISTANCE)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
     node = request.app[NODE]
-    (matches,) = await node.matching.near([value], int(text[0]))
+    (matches,) = await node.matching.near([value], distance)
     if not matches:
-        raise Problem(404, "unknown-hash", f"nothing within {text[0]} bits of pdq {value}")
+        raise Problem(404, "unknown-hash", f"nothing within {distance} bits of pdq {value}")
     return _json({"matches": [{"distance": d, **r.to_json_obj()} for d, r in matches]})
 
 
@@ -100,8 +119,10 @@ async def post_lookup(request: web.Request) -> web.Response:
     docstring. Every hash is checked before anything is looked up: one bad one is a 400
     naming it."""
     node = request.app[NODE]
+    limits = node.config.limits
+    data = await read_body(request, max_bytes=MAX_LOOKUP_BODY, timeout_s=limits.body_timeout_s)
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, "malformed", "the body is not JSON") from exc
     if not isinstance(body, dict) or not (
@@ -212,7 +233,7 @@ def create_lookup_app(node: Node, *, token: str | None) -> web.Application:
     app[NODE] = node
     if token:
         app[TOKEN] = token
-    app.router.add_get("/v1/hashes/{type}/{value}", get_hash)
-    app.router.add_post("/v1/lookup", post_lookup)
-    changes.add_routes(app)
+    app.router.add_get("/v1/hashes/{type}/{value}", get_hash, expect_handler=refuse_expect)
+    app.router.add_post("/v1/lookup", post_lookup, expect_handler=lookup_expect)
+    changes.add_routes(app, expect_handler=lookup_expect)
     return app

@@ -51,7 +51,7 @@ from hashfed.keys.errors import (
     ProtocolError,
     VerificationError,
 )
-from hashfed.keys.names import make_log_id, parse_log_id
+from hashfed.keys.names import inert, make_log_id, parse_log_id
 from hashfed.protocol.checkpoint import SignedCheckpoint, verify_checkpoint
 from hashfed.protocol.logview import Assessment, LogView, VerifiedPage
 from hashfed.protocol.merkle import verify_consistency
@@ -120,7 +120,7 @@ class Puller:
         clock: Callable[[], float],
         page_batches: int = 4,
         progress: Progress | None = None,
-        log_lock: Callable[[str], asyncio.Lock] | None = None,
+        log_lock: Callable[[str], contextlib.AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.store = store
         self.trust = trust
@@ -344,7 +344,7 @@ class Puller:
         except EquivocationError as exc:
             await run_write(self._keep_evidence, exc, fetcher.source)
         except HashfedError as exc:
-            log.info("gossip from %s: %s: %s", fetcher.source, log_id, exc)
+            log.info("gossip from %s: %s: %s", fetcher.source, log_id, inert(str(exc)))
 
     def _keep_evidence(self, exc: EquivocationError, source: str) -> None:
         """Store the evidence (a write: run it in a worker thread, like a page commit)."""

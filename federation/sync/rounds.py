@@ -9,7 +9,7 @@ worker thread (``run_write``), since it may wait for another process's write loc
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -33,7 +33,7 @@ async def pull_peer(
     *,
     clock: Callable[[], float] = time.time,
     progress: Progress | None = None,
-    log_lock: Callable[[str], asyncio.Lock] | None = None,
+    log_lock: Callable[[str], contextlib.AbstractAsyncContextManager[None]] | None = None,
 ) -> list[LogResult]:
     """Pull every log ``org`` lets us read. Raises for a failure of the whole round
     (unreachable peer, bad listing); a log that fails is a 'failed' result.

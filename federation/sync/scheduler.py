@@ -11,17 +11,17 @@ for ``hashfed status``. Peers added or removed with the CLI are picked up within
 
 Rounds share one lock per log: a log served by two peers (its origin and a relay) is pulled
 from one at a time, so the second finds it up to date instead of failing on pages the first
-has just stored.
+has just stored. A log's lock exists only while a round holds or waits for it
+(``LogLocks``): a peer that lists a million log ids leaves no lock behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import aiohttp
@@ -110,6 +110,31 @@ class Node(Protocol):
     def trust(self) -> TrustStore: ...
 
 
+class LogLocks:
+    """One ``asyncio.Lock`` per log id, kept only while some round holds or waits for it:
+    ``async with locks(log_id): ...``. ``len()`` is how many are kept."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # the lock, its users
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, log_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(log_id, (asyncio.Lock(), 0))
+        self._locks[log_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[log_id]
+            if users == 1:
+                del self._locks[log_id]
+            else:
+                self._locks[log_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
 class SyncScheduler:
     """Runs one pull loop per peer that has a URL, until ``stop()``."""
 
@@ -129,10 +154,8 @@ class SyncScheduler:
         self.on_round = on_round
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
-        # One lock per log id for every round of this node (created on first use).
-        self._log_locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
-            asyncio.Lock
-        )
+        # One lock per log id for every round of this node, while a round needs it.
+        self.log_locks = LogLocks()
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="hashfed-sync")
@@ -176,7 +199,7 @@ class SyncScheduler:
                     self.session,
                     org,
                     clock=node.clock,
-                    log_lock=self._log_locks.__getitem__,
+                    log_lock=self.log_locks,
                 )
         except TimeoutError:
             # pull_peer records every other outcome; a round cut off here never got to.

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.console_world import (
-    A,
-    B,
     B_HASH,
     EVIDENCE_DETAIL,
     EVIL,
-    EVIL_DETAIL,
     OWN_COUNT,
     TOKEN,
+    A,
+    B,
     World,
     build_world,
 )

@@ -8,7 +8,7 @@ import io
 import aiohttp
 import pytest
 
-from tests.console_world import A, B_HASH, OWN_COUNT, TOKEN, build_world
+from tests.console_world import B_HASH, OWN_COUNT, TOKEN, A, build_world
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from hashfed.federation.events import LOGGER_NAME, fields_of
-from tests.console_world import A, B, EVIL, OWN_COUNT, TOKEN, build_world
+from tests.console_world import EVIL, OWN_COUNT, TOKEN, A, B, build_world
 from tests.helpers import send
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from hashfed.media import Dihedral, HashOptions, MediaHash, dihedral_of_rgb, hamming, hash_file, pdq_of_rgb
+from hashfed.media import (
+    Dihedral,
+    HashOptions,
+    MediaHash,
+    dihedral_of_rgb,
+    hamming,
+    hash_file,
+    pdq_of_rgb,
+)
 from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
 
 from .media_images import photo
