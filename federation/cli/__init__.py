@@ -36,7 +36,8 @@ from hashfed.federation.cli.peers import (
     cmd_revoke,
 )
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
-from hashfed.federation.events import FORMATS, LEVELS
+from hashfed.federation.events import FORMATS as LOG_FORMATS
+from hashfed.federation.events import LEVELS
 from hashfed.keys.errors import HashfedError
 from hashfed.keys.names import inert
 from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
@@ -114,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--local-port", type=_port, help="lookup API, web console and /metrics (loopback)"
     )
-    p.add_argument("--log-format", choices=sorted(FORMATS), default="text")
+    p.add_argument("--log-format", choices=sorted(LOG_FORMATS), default="text")
     p.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower)
     p.set_defaults(func=cmd_serve)
 
