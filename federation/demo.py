@@ -164,8 +164,12 @@ async def _demo(root: Path) -> int:
         _say("\n6. The merged list on every node: who vouched, labels, retractions, opinions")
         lists = {home.org: _show(home) for home in (a, b, ngo)}
         with b.open_store() as store:
-            gone = store.merged.lookup("md5", _md5("typo"))
-        _say(f"  the hash {A} retracted: {'still listed' if gone else 'gone from every list'}")
+            typo = store.merged.lookup("md5", _md5("typo"))
+        retracted = typo is not None and not typo.active and typo.retracted_by
+        _say(
+            f"  the hash {A} retracted: "
+            + ("inactive on every node, kept with who retracted it" if retracted else "STILL ACTIVE")
+        )
 
     digests = {
         org: hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()

@@ -17,5 +17,5 @@ def test_demo_runs_and_lists_are_identical():
     assert "relayed by" in out
     assert "pushed batches 0..0 to member-a.example" in out
     assert "false_positive" in out
-    assert "gone from every list" in out
+    assert "inactive on every node, kept with who retracted it" in out
     assert done.stderr == ""
