@@ -29,7 +29,9 @@ the reference run replays exactly the operations of the chaos run, without kills
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
+import io
 import json
 import os
 import random
@@ -47,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.chaos_check import Checker, InvariantError
+from hashfed.federation.cli import main as cli_main
 from hashfed.keys import Verifier
 from hashfed.keys.keyfile import load_signer
 from hashfed.protocol.httpsig import RequestTarget, new_nonce, sign_request
@@ -55,9 +58,11 @@ ORGS = {"a": "a.example", "b": "b.example", "n": "n.example"}
 TYPES = ("md5", "sha256", "pdq")
 LABELS = ("src:a", "src:b", "cat:1", "cat:2")
 POOL = 30_000  # hash values are drawn from value(0..POOL-1), so A and N overlap
-NO_KILL_P = 0.2  # share of steps left to finish
 EARLY_KILL_P = 0.1  # share of steps killed while Python is still starting
 STEP_TIMEOUT_S = 120.0
+
+
+KINDS = ("a-publish", "n-push", "b-pull", "serve-kill")
 
 
 def value(i: int) -> tuple[str, str]:
@@ -70,7 +75,7 @@ def value(i: int) -> tuple[str, str]:
 class Step:
     node: str  # "a", "b" or "n"
     argv: tuple[str, ...]
-    stdin: str | None = None
+    import_text: str | None = None  # written to a file that ``argv`` names last
     staged: int = 0  # rows a completed run adds to ``staged``; 0 for idempotent commands
 
 
@@ -93,7 +98,7 @@ def operations(seed: int, entries: tuple[int, int]) -> Iterator[Op]:
             labels = ";".join(sorted(rng.sample(LABELS, rng.randint(0, 2))))
             lines.append(f"{type_},{v},{labels}" if labels else f"{type_},{v}")
         added[node] += picks
-        steps = [Step(node, ("import", "-"), "\n".join(lines) + "\n", len(lines))]
+        steps = [Step(node, ("import",), "\n".join(lines) + "\n", len(lines))]
         for _ in range(rng.randint(0, 2)):
             steps.append(Step(node, ("remove", *value(rng.choice(added[node]))), staged=1))
         if rng.random() < 0.5:
@@ -101,8 +106,9 @@ def operations(seed: int, entries: tuple[int, int]) -> Iterator[Op]:
             steps.append(Step(node, ("opinion", *value(rng.randrange(POOL)), opinion), staged=1))
         return [*steps, Step(node, ("publish",))]
 
+    opening = ["a-publish", "n-push"]  # so that even a short run has both logs to crash on
     while True:
-        kind = rng.choices(("a-publish", "n-push", "b-pull", "serve-kill"), weights=(3, 2, 2, 2))[0]
+        kind = opening.pop(0) if opening else rng.choices(KINDS, weights=(3, 2, 2, 2))[0]
         if kind == "a-publish":
             yield Op(kind, tuple(publish_steps("a")))
         elif kind == "n-push":
@@ -121,6 +127,7 @@ class Stats:
     operations: int = 0
     steps: int = 0
     checker_runs: int = 0
+    torn: int = 0  # kills after which some log held batches past its served checkpoint
     losses: int = 0
 
 
@@ -139,30 +146,37 @@ class Cluster:
     def argv(self, node: str, *args: str) -> list[str]:
         return [sys.executable, "-m", "hashfed.federation.cli", "--home", str(self.homes[node]), *args]
 
-    def run(self, node: str, *args: str, stdin: str | None = None) -> str:
-        done = subprocess.run(
-            self.argv(node, *args), input=stdin, capture_output=True, text=True, env=self.env, timeout=STEP_TIMEOUT_S
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{node}: hashfed {' '.join(args)} failed ({done.returncode}): {done.stderr.strip()}")
-        return done.stdout
+    def run(self, node: str, *args: str) -> str:
+        """A command that is never killed (setup, final sync, export), run in this process
+        through the CLI's own ``main``: it saves a Python start-up per command."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = cli_main(["--home", str(self.homes[node]), *args])
+        if code != 0:
+            raise RuntimeError(f"{node}: hashfed {' '.join(args)} failed ({code}): {err.getvalue().strip()}")
+        return out.getvalue()
 
-    def start(self, node: str, *args: str, stdin: str | None = None) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            self.argv(node, *args),
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=self.env,
+    def start(self, node: str, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            self.argv(node, *args), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env
         )
-        if stdin is not None:
-            assert process.stdin is not None
+
+    def import_file(self, text: str) -> str:
+        """A file of ``import`` lines (a file, not stdin: a kill must not wait on a pipe)."""
+        path = self.root / f"import-{hashlib.sha256(text.encode()).hexdigest()[:16]}.csv"
+        path.write_text(text, encoding="utf-8")
+        return str(path)
+
+    def half_done(self) -> int:
+        """Logs that hold batches past their served checkpoint, or a pending note."""
+        count = 0
+        for home in self.homes.values():
+            conn = sqlite3.connect(f"file:{home / 'hashfed.db'}?mode=ro", uri=True)
             try:
-                process.stdin.write(stdin.encode())
-                process.stdin.close()
-            except BrokenPipeError:
-                pass
-        return process
+                count += conn.execute("SELECT count(*) FROM logs WHERE held != size OR pending IS NOT NULL").fetchone()[0]
+            finally:
+                conn.close()
+        return count
 
     def setup(self) -> dict[str, Verifier]:
         vkeys = {name: self.run(name, "init", "--org", ORGS[name]).strip() for name in ORGS}
@@ -236,6 +250,7 @@ class Chaos:
     stats: Stats = field(default_factory=Stats)
     durations: dict[str, float] = field(default_factory=dict)
     log: TextIO | None = None
+    no_kill_p: float = 0.2  # share of steps left to finish
 
     def check(self) -> None:
         self.stats.checker_runs += 1
@@ -247,12 +262,12 @@ class Chaos:
     def _delay(self, key: str) -> float | None:
         assert self.kill_rng is not None
         roll = self.kill_rng.random()
-        if roll < NO_KILL_P:
+        if roll < self.no_kill_p:
             return None
         # Most of a short command's life is Python starting up, where a kill proves
         # little: aim most kills past the fastest command seen, into the work itself.
         startup = min(self.durations.values(), default=0.3) * 0.8
-        if roll < NO_KILL_P + EARLY_KILL_P:
+        if roll < self.no_kill_p + EARLY_KILL_P:
             return self.kill_rng.uniform(0.0, startup)
         return self.kill_rng.uniform(startup, max(startup, self.durations.get(key, 1.0)) * 1.05)
 
@@ -263,7 +278,8 @@ class Chaos:
             self.stats.steps += 1
             before = self.cluster.staged(step.node) if step.staged else 0
             started = time.monotonic()
-            process = self.cluster.start(step.node, *step.argv, stdin=step.stdin)
+            argv = step.argv if step.import_text is None else (*step.argv, self.cluster.import_file(step.import_text))
+            process = self.cluster.start(step.node, *argv)
             delay = self._delay(key) if self.kill_rng is not None else None
             killed = server_killed = False
             try:
@@ -281,9 +297,9 @@ class Chaos:
                     process.send_signal(signal.SIGKILL)
                     killed = True
                 self.stats.kills += killed + server_killed
-            assert process.stderr is not None
-            error = process.stderr.read().decode(errors="replace").strip()
-            code = process.wait(timeout=STEP_TIMEOUT_S)
+            _, stderr = process.communicate(timeout=STEP_TIMEOUT_S)
+            error = stderr.decode(errors="replace").strip()
+            code = process.returncode
             if self.log is not None:
                 outcome = "server killed" if server_killed else "killed" if killed else f"exit {code}"
                 print(f"{step.node}: {step.argv[0]:8} delay {delay if delay is None else round(delay, 2)} -> {outcome}"
@@ -298,6 +314,7 @@ class Chaos:
                 self.check()
                 return
             self.check()
+            self.stats.torn += self.cluster.half_done() > 0
             if step.staged:
                 after = self.cluster.staged(step.node)
                 if after == before + step.staged:
@@ -332,13 +349,21 @@ def free_port() -> int:
 
 
 def run_once(
-    root: Path, seed: int, *, kills: int | None, count: int | None, entries: tuple[int, int], log: TextIO | None = None
+    root: Path,
+    seed: int,
+    *,
+    kills: int | None,
+    count: int | None,
+    entries: tuple[int, int],
+    no_kill_p: float = 0.2,
+    log: TextIO | None = None,
 ) -> tuple[Chaos, dict[str, list[object]]]:
+    """One run in ``root``: until ``kills`` kills (None: no kills), or ``count`` operations."""
     cluster = Cluster(root, free_port())
     verifiers = cluster.setup()
     cluster.start_serve()
     kill_rng = random.Random(f"kills-{seed}") if kills is not None else None
-    chaos = Chaos(cluster, Checker(verifiers), kill_rng, log=log)
+    chaos = Chaos(cluster, Checker(verifiers), kill_rng, log=log, no_kill_p=no_kill_p)
     try:
         chaos.run(operations(seed, entries), kills=kills, count=count)
         return chaos, chaos.finish()
@@ -355,13 +380,15 @@ class Summary:
     checker_runs: int
     checks_passed: int
     checkpoints_observed: int
+    torn: int
     losses: int
     exports_equal: bool
     wall_s: float
 
     def lines(self) -> list[str]:
         return [
-            f"kills {self.kills}, restarts {self.restarts}, operations {self.operations} ({self.steps} steps)",
+            f"kills {self.kills}, restarts {self.restarts}, operations {self.operations} ({self.steps} steps); "
+            f"{self.torn} kills left a log half-written (held past its checkpoint)",
             f"invariant checks passed {self.checks_passed} in {self.checker_runs} checker runs; "
             f"{self.checkpoints_observed} signed checkpoints observed, one root per size",
             f"losses {self.losses}; exports equal to the uninterrupted run: {self.exports_equal}",
@@ -370,12 +397,20 @@ class Summary:
 
 
 def chaos_run(
-    seed: int, kills: int, *, entries: tuple[int, int] = (1000, 4000), workdir: Path | None = None, log: TextIO | None = None
+    seed: int,
+    kills: int,
+    *,
+    entries: tuple[int, int] = (1000, 4000),
+    no_kill_p: float = 0.2,
+    workdir: Path | None = None,
+    log: TextIO | None = None,
 ) -> Summary:
     """The chaos run, then the uninterrupted reference run of the same operations."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="hashfed-chaos-", dir=workdir) as tmp:
-        chaos, exports = run_once(Path(tmp) / "chaos", seed, kills=kills, count=None, entries=entries, log=log)
+        chaos, exports = run_once(
+            Path(tmp) / "chaos", seed, kills=kills, count=None, entries=entries, no_kill_p=no_kill_p, log=log
+        )
         _, reference = run_once(Path(tmp) / "reference", seed, kills=None, count=chaos.stats.operations, entries=entries)
     equal = exports == reference
     stats = chaos.stats
@@ -387,6 +422,7 @@ def chaos_run(
         checker_runs=stats.checker_runs,
         checks_passed=chaos.checker.passed,
         checkpoints_observed=chaos.checker.history.observed,
+        torn=stats.torn,
         losses=stats.losses + (not equal),
         exports_equal=equal,
         wall_s=time.monotonic() - started,

@@ -20,7 +20,7 @@ ORG = "a.example"
 
 
 def test_kills_lose_nothing(tmp_path: Path) -> None:
-    summary = chaos_run(seed=3, kills=10, entries=(200, 600), workdir=tmp_path)
+    summary = chaos_run(seed=3, kills=10, entries=(200, 600), no_kill_p=0.05, workdir=tmp_path)
     assert summary.kills >= 10
     assert summary.restarts > 0 and summary.operations > 0
     assert (summary.losses, summary.exports_equal) == (0, True)
