@@ -23,7 +23,10 @@ killed one is re-run only when the store shows it did not commit; anything betwe
 staged" and "nothing staged" is reported as a loss.
 
 Decision: the operation stream and the kill stream are separate generators of the seed, so
-the reference run replays exactly the operations of the chaos run, without kills.
+the reference run replays exactly the operations of the chaos run, without kills. The
+operations (and every entry in them) are reproducible from the seed; where a kill lands is
+seeded too, but relative to how long each command took so far, so it follows the machine's
+timing and a rerun kills at different instants.
 """
 
 from __future__ import annotations

@@ -28,9 +28,8 @@ from pathlib import Path
 
 from hashfed.keys import Verifier
 from hashfed.protocol.batch import decode_batch
-from hashfed.protocol.checkpoint import parse_checkpoint_body, verify_checkpoint
+from hashfed.protocol.checkpoint import verify_checkpoint
 from hashfed.protocol.merkle import leaf_hash, root_hash
-from hashfed.protocol.note import parse_note
 
 
 class InvariantError(AssertionError):
@@ -184,7 +183,3 @@ def _apply(state: dict[tuple[str, str, str], tuple[int, str, str | None]], entry
     else:
         state[key] = (active, labels, entry.opinion)
 
-
-def note_size(note: bytes) -> int:
-    """The tree size a checkpoint note names (unverified)."""
-    return parse_checkpoint_body(parse_note(note).text).size
