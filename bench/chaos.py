@@ -131,6 +131,7 @@ class Stats:
     steps: int = 0
     checker_runs: int = 0
     torn: int = 0  # kills after which some log held batches past its served checkpoint
+    mid_work: int = 0  # kills after which the victim had committed something
     losses: int = 0
 
 
@@ -169,6 +170,18 @@ class Cluster:
         path = self.root / f"import-{hashlib.sha256(text.encode()).hexdigest()[:16]}.csv"
         path.write_text(text, encoding="utf-8")
         return str(path)
+
+    def fingerprint(self) -> tuple[object, ...]:
+        """What a command may have committed: per node, every log's (held, size), staged rows."""
+        parts: list[object] = []
+        for home in self.homes.values():
+            conn = sqlite3.connect(f"file:{home / 'hashfed.db'}?mode=ro", uri=True)
+            try:
+                parts.append(conn.execute("SELECT org, collection, held, size FROM logs ORDER BY id").fetchall())
+                parts.append(conn.execute("SELECT count(*) FROM staged").fetchone()[0])
+            finally:
+                conn.close()
+        return tuple(parts)
 
     def half_done(self) -> int:
         """Logs that hold batches past their served checkpoint, or a pending note."""
@@ -280,6 +293,7 @@ class Chaos:
         while True:
             self.stats.steps += 1
             before = self.cluster.staged(step.node) if step.staged else 0
+            committed_before = self.cluster.fingerprint()
             started = time.monotonic()
             argv = step.argv if step.import_text is None else (*step.argv, self.cluster.import_file(step.import_text))
             process = self.cluster.start(step.node, *argv)
@@ -318,6 +332,7 @@ class Chaos:
                 return
             self.check()
             self.stats.torn += self.cluster.half_done() > 0
+            self.stats.mid_work += self.cluster.fingerprint() != committed_before
             if step.staged:
                 after = self.cluster.staged(step.node)
                 if after == before + step.staged:
@@ -384,6 +399,7 @@ class Summary:
     checks_passed: int
     checkpoints_observed: int
     torn: int
+    mid_work: int
     losses: int
     exports_equal: bool
     wall_s: float
@@ -391,7 +407,8 @@ class Summary:
     def lines(self) -> list[str]:
         return [
             f"kills {self.kills}, restarts {self.restarts}, operations {self.operations} ({self.steps} steps); "
-            f"{self.torn} kills left a log half-written (held past its checkpoint)",
+            f"{self.mid_work} kills landed after the command had committed something, "
+            f"{self.torn} left a log half-written (held past its checkpoint)",
             f"invariant checks passed {self.checks_passed} in {self.checker_runs} checker runs; "
             f"{self.checkpoints_observed} signed checkpoints observed, one root per size",
             f"losses {self.losses}; exports equal to the uninterrupted run: {self.exports_equal}",
@@ -426,6 +443,7 @@ def chaos_run(
         checks_passed=chaos.checker.passed,
         checkpoints_observed=chaos.checker.history.observed,
         torn=stats.torn,
+        mid_work=stats.mid_work,
         losses=stats.losses + (not equal),
         exports_equal=equal,
         wall_s=time.monotonic() - started,
@@ -434,7 +452,7 @@ def chaos_run(
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chaos", description=__doc__.split("\n")[0])
-    parser.add_argument("--kills", type=int, default=100, help="SIGKILLs to deliver (default 100)")
+    parser.add_argument("--kills", type=int, default=100, help="SIGKILLs to deliver at least (default 100)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--min-entries", type=int, default=1000)
     parser.add_argument("--max-entries", type=int, default=4000)
