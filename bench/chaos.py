@@ -47,9 +47,9 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
-from typing import TextIO
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 from bench.chaos_check import Checker, InvariantError
 from hashfed.federation.cli import main as cli_main

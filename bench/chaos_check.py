@@ -131,9 +131,9 @@ class Checker:
                     )
             held_batches[log_id] = data
         merged = {
-            (type_, value, log_ids.get(log, f"(no log {log})")): (active, labels, opinion)
-            for type_, value, log, active, labels, opinion in conn.execute(
-                "SELECT type, value, log, active, labels, opinion FROM contributions"
+            (type_, value, log_ids.get(log, f"(no log {log})")): (active, labels, opinion, retracted)
+            for type_, value, log, active, labels, opinion, retracted in conn.execute(
+                "SELECT type, value, log, active, labels, opinion, retracted FROM contributions"
             )
         }
         if merged != expected:
@@ -168,18 +168,16 @@ class Checker:
             self._ok(size == item["size"], f"{where}: {log_id} lists size {item['size']} with a note of {size}")
 
 
-def _apply(state: dict[tuple[str, str, str], tuple[int, str, str | None]], entry, log_id: str) -> None:  # type: ignore[no-untyped-def]
-    """PROTOCOL §8 for one entry: a row per (hash, log) while it is active or has an opinion."""
+def _apply(state: dict[tuple[str, str, str], tuple[int, str, str | None, int]], entry, log_id: str) -> None:  # type: ignore[no-untyped-def]
+    """PROTOCOL §8 for one entry: a row per (hash, log) once the log added it or gave an
+    opinion; a retracted add is kept, inactive, marked retracted."""
     key = (entry.type, entry.value, log_id)
-    active, labels, opinion = state.get(key, (0, "", None))
+    active, labels, opinion, retracted = state.get(key, (0, "", None, 0))
     if entry.op == "add":
-        state[key] = (1, ";".join(entry.labels), opinion)
+        state[key] = (1, ";".join(entry.labels), opinion, 0)
     elif entry.op == "remove":
-        if key in state:
-            if opinion is None:
-                del state[key]
-            else:
-                state[key] = (0, "", opinion)
+        if active:
+            state[key] = (0, "", opinion, 1)
     else:
-        state[key] = (active, labels, entry.opinion)
+        state[key] = (active, labels, entry.opinion, retracted)
 

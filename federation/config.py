@@ -7,6 +7,7 @@ live in the store and the CLI edits them there (``hashfed peer add``, ``grant``,
 
 from __future__ import annotations
 
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated
@@ -22,8 +23,12 @@ from hashfed.keys.names import check_collection, check_org
 _FROZEN = ConfigDict(frozen=True, extra="forbid", strict=True)
 
 PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
+# Finite: ``inf`` would turn a timeout or a limit off without saying so.
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Port = Annotated[int, Field(ge=0, le=65535)]
+
+
+_HOST = re.compile(r"[a-z0-9.-]{1,253}|[0-9a-f:.]{2,45}")
 
 
 def check_base_url(text: str) -> str:
@@ -36,6 +41,12 @@ def check_base_url(text: str) -> str:
         raise ConfigError(f"bad URL {text!r}: {exc}") from exc
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"{text!r} is not an http:// or https:// URL with a host")
+    if parts.port == 0:
+        raise ConfigError(f"{text!r}: port 0 is not a port a peer can reach")
+    if not _HOST.fullmatch(parts.hostname):
+        # What RFC 9421 signs as @authority must be the host as every side writes it:
+        # ASCII letters, digits, dots and hyphens, or an IP literal (IDNs in A-label form).
+        raise ConfigError(f"{text!r}: the host must be an ASCII name or an IP address")
     if parts.query or parts.fragment or parts.username is not None or any(c.isspace() for c in text):
         raise ConfigError(
             f"{text!r} must be a plain base URL (no spaces, user, query or fragment)"
@@ -66,6 +77,13 @@ class ServerConfig(BaseModel):
         for url in urls:
             check_base_url(url)
         return urls
+
+    @field_validator("host", "local_host")
+    @classmethod
+    def _listen_host(cls, host: str) -> str:
+        if not _HOST.fullmatch(host):
+            raise ValueError(f"{host[:80]!r} is not a host name or an IP address to listen on")
+        return host
 
 
 class LimitsConfig(BaseModel):
@@ -104,7 +122,7 @@ class PullConfig(BaseModel):
     model_config = _FROZEN
 
     interval_s: PositiveFloat = 300.0
-    jitter_s: Annotated[float, Field(ge=0)] = 30.0
+    jitter_s: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
     backoff_initial_s: PositiveFloat = 10.0
     backoff_max_s: PositiveFloat = 3600.0
     # Batches per page (each proven and committed in one transaction). Two pages are in
@@ -141,6 +159,8 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigError(f"no config at {path}; run 'hashfed init' first") from exc
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
+    except RecursionError as exc:  # tomllib parses nested arrays recursively
+        raise ConfigError(f"cannot read {path}: nested too deeply") from exc
     try:
         return NodeConfig.model_validate(data)
     except ValidationError as exc:

@@ -69,9 +69,9 @@ DAMAGE: list[tuple[str, str, tuple[object, ...], str]] = [
     ("size past held", "UPDATE logs SET size = 4", (), "serves size 4"),
     ("note of another size", "UPDATE logs SET checkpoint = (SELECT note FROM checkpoints WHERE size = 1)", (), "served note"),
     ("merged row lost", "DELETE FROM contributions WHERE value = ?", (md5(1),), "merged list"),
-    ("merged row never published", "INSERT INTO contributions VALUES ('md5', ?, 1, 1, 'x:1', NULL)", (md5(5),), "merged list"),
-    ("merged row of another log", "INSERT INTO contributions VALUES ('md5', ?, 2, 1, 'x:1', NULL)", (md5(1),), "merged list"),
-    ("removal undone", "INSERT INTO contributions VALUES ('md5', ?, 1, 1, 'x:1', NULL)", (md5(0),), "merged list"),
+    ("merged row never published", "INSERT INTO contributions (type, value, log, active, labels) VALUES ('md5', ?, 1, 1, 'x:1')", (md5(5),), "merged list"),
+    ("merged row of another log", "INSERT INTO contributions (type, value, log, active, labels) VALUES ('md5', ?, 2, 1, 'x:1')", (md5(1),), "merged list"),
+    ("removal undone", "UPDATE contributions SET active = 1, retracted = 0, labels = 'x:1' WHERE value = ?", (md5(0),), "merged list"),
     ("labels changed", "UPDATE contributions SET labels = 'x:2' WHERE value = ?", (md5(1),), "merged list"),
     ("opinion lost", "UPDATE contributions SET opinion = NULL WHERE value = ?", (md5(9),), "merged list"),
 ]
