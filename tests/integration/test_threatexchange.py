@@ -27,7 +27,6 @@ from threatexchange.signal_type.md5 import VideoMD5Signal
 from threatexchange.signal_type.pdq.signal import PdqSignal
 from threatexchange.signal_type.raw_text import RawTextSignal
 
-import hashfed_tx
 from hashfed.federation.home import Home
 from hashfed.protocol.entries import Entry
 from hashfed_tx import HashfedCollabConfig, HashfedCredentials, HashfedSignalExchangeAPI
@@ -82,8 +81,6 @@ class Tx:
         env.update(
             HOME=str(self.home),
             TMPDIR=str(tmp_path / "tx-tmp"),  # the CLI writes `-- TEXT` input to temp files
-            # hashfed_tx from wherever this test imports it (a checkout or site-packages)
-            PYTHONPATH=str(Path(hashfed_tx.__file__).parent.parent),
         )
         if token is not None:
             env["TX_HASHFED_TOKEN"] = token
