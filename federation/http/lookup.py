@@ -141,7 +141,7 @@ async def post_lookup(request: web.Request) -> web.Response:
         _check_count(len(values))
         if active_only:  # the bulk fast path: no per-hash Python work
             try:
-                (states,) = await node.matching.states([(type_, values)])
+                (states,) = await node.matching.states([(parse_hash_type(type_), values)])
             except ProtocolError as exc:
                 raise Problem(400, "malformed", str(exc)) from exc
             return _states_json(states)

@@ -6,10 +6,15 @@ check of a million hashes a second needs less than that per hash end to end. So 
 keeps, per hash type, the state of every record in numpy arrays, sorted as the
 ``contributions`` primary key already sorts them (hex order is byte order):
 
-- ``prefix``: the first 8 bytes of each value as a big-endian uint64, for ``searchsorted``;
-- ``digest``: the whole value's bytes, to confirm a prefix match (two values sharing their
-  first 64 bits are astronomically rare, and handled);
+- ``key``: a 64-bit keyed hash of each value, the array sorted by it, for ``searchsorted``;
+- ``digest``: the whole value's bytes, to confirm a key match;
 - ``state``: 1 active, 0 known but inactive (retracted, or opinions only).
+
+The key is a multiply-xorshift mix of the value's 64-bit words under multipliers drawn at
+random per process, not the value's own leading bits: values are chosen by whoever
+publishes them, and a log of MD5s sharing their first 64 bits would otherwise turn every
+probe into a walk along one run. Two values sharing a key are rare (about n²/2⁶⁵ pairs)
+and are handled by a walk along the (short) run.
 
 About 25 bytes per MD5 record, 41 per SHA-256: 250 to 410 MB for ten million. A query is
 parsed as one string (one regex over the joined values, one ``bytes.fromhex``), probed with
@@ -45,13 +50,39 @@ _HEX = re.compile(r"[0-9a-fA-F]*")
 
 @dataclass
 class _Table:
-    prefix: np.ndarray  # uint64, sorted
+    key: np.ndarray  # uint64, sorted
     digest: np.ndarray  # (n, bytes) uint8, in the same order
     state: np.ndarray  # int8
 
 
 def _empty(width: int) -> _Table:
     return _Table(np.zeros(0, np.uint64), np.zeros((0, width), np.uint8), np.zeros(0, np.int8))
+
+
+def _table(digest: np.ndarray, state: np.ndarray) -> _Table:
+    key = _keys(digest)
+    order = np.argsort(key, kind="stable")
+    return _Table(key[order], digest[order], state[order])
+
+
+# Odd 64-bit multipliers, drawn per process: nobody outside can aim values at one key.
+_MULTIPLIERS = np.random.default_rng().integers(1, 2**63, 8, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_SHIFT = np.uint64(29)
+
+
+def _keys(digest: np.ndarray) -> np.ndarray:
+    """A keyed 64-bit hash of each row of bytes (multiply-xorshift over its words)."""
+    n, width = digest.shape
+    pad = -width % 8
+    if pad:
+        digest = np.concatenate([digest, np.zeros((n, pad), np.uint8)], axis=1)
+    words = np.ascontiguousarray(digest).view("<u8")
+    key = np.full(n, _MULTIPLIERS[0], dtype=np.uint64)
+    for j in range(words.shape[1]):
+        key ^= words[:, j]
+        key *= _MULTIPLIERS[1 + j % 7]
+        key ^= key >> _SHIFT
+    return key
 
 
 class ExactIndex:
@@ -111,7 +142,7 @@ class ExactIndex:
                     bytes.fromhex("".join(row[0] for row in rows)), dtype=np.uint8
                 ).reshape(len(rows), width)
                 state = np.fromiter((row[1] for row in rows), dtype=np.int8, count=len(rows))
-                tables[type_] = _Table(_prefixes(digest), digest, state)
+                tables[type_] = _table(digest, state)
         finally:
             conn.execute("COMMIT")
         self._tables, self._overlay, self._seq, self._loaded = tables, {}, seq, True
@@ -138,11 +169,11 @@ class ExactIndex:
         query = np.frombuffer(bytes.fromhex(joined), dtype=np.uint8).reshape(len(values), width)
         out = np.full(len(values), UNKNOWN, dtype=np.int8)
         if len(values):
-            prefix = _prefixes(query)
-            _probe(self._tables.get(type_) or _empty(width), query, prefix, out)
+            key = _keys(query)
+            _probe(self._tables.get(type_) or _empty(width), query, key, out)
             overlay = self._overlay_table(type_, width)
             if len(overlay.state):
-                _probe(overlay, query, prefix, out)  # newer: it wins
+                _probe(overlay, query, key, out)  # newer: it wins
         return out
 
     def _overlay_table(self, type_: str, width: int) -> _Table:
@@ -157,32 +188,31 @@ class ExactIndex:
                     len(items), width
                 )
                 state = np.array([v for _, v in items], dtype=np.int8)
-                cached = _Table(_prefixes(digest), digest, state)
+                cached = _table(digest, state)
             self._overlay_tables[type_] = cached
         return cached
 
 
-def _probe(table: _Table, query: np.ndarray, prefix: np.ndarray, out: np.ndarray) -> None:
+def _probe(table: _Table, query: np.ndarray, key: np.ndarray, out: np.ndarray) -> None:
     """Write into ``out`` the state of every query row the table holds."""
     if not len(table.state):
         return
-    at = np.searchsorted(table.prefix, prefix)
-    inside = at < len(table.prefix)
-    hit = np.zeros(len(prefix), dtype=bool)
-    hit[inside] = table.prefix[at[inside]] == prefix[inside]
+    # Sorted needles: each binary search starts near the last one (cache-friendly; about
+    # six times faster on ten million keys than needles in request order).
+    order = np.argsort(key)
+    at = np.empty(len(key), dtype=np.intp)
+    at[order] = np.searchsorted(table.key, key[order])
+    inside = at < len(table.key)
+    hit = np.zeros(len(key), dtype=bool)
+    hit[inside] = table.key[at[inside]] == key[inside]
     rows = at[hit]
     same = (table.digest[rows] == query[hit]).all(axis=1)
     found = np.flatnonzero(hit)
     out[found[same]] = table.state[rows[same]]
-    for i in found[~same].tolist():  # a shared 64-bit prefix: look along the run
+    for i in found[~same].tolist():  # two values under one key: look along the run
         j = int(at[i]) + 1
-        while j < len(table.prefix) and table.prefix[j] == prefix[i]:
+        while j < len(table.key) and table.key[j] == key[i]:
             if (table.digest[j] == query[i]).all():
                 out[i] = table.state[j]
                 break
             j += 1
-
-
-def _prefixes(digest: np.ndarray) -> np.ndarray:
-    """The first 8 bytes of each row as big-endian uint64 (rows of at least 8 bytes)."""
-    return np.ascontiguousarray(digest[:, :8]).view(">u8").ravel().astype(np.uint64)
