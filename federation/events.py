@@ -19,7 +19,7 @@ Two formatters write them, one line each, for ``serve --log-format``:
 
 Every value is made printable before it is written: a peer's error text reaches the log,
 and a peer may be hostile, so control characters (a terminal escape, a forged newline that
-would start a fake log line) are replaced by ``\\xNN``. Ordinary (non-event) log records
+would start a fake log line) are shown as their escapes (``keys.names.inert``). Ordinary (non-event) log records
 are written by the same formatters, with ``event=log`` and their logger and message.
 
 Secrets never reach an event: callers pass reasons (a problem type), never a header, a
@@ -33,6 +33,8 @@ import logging
 import re
 from datetime import UTC, datetime
 
+from hashfed.keys.names import inert
+
 LOGGER_NAME = "hashfed.events"
 
 logger = logging.getLogger(LOGGER_NAME)
@@ -40,12 +42,15 @@ logger = logging.getLogger(LOGGER_NAME)
 # handler's own level (``serve --log-level``) decides what is written.
 logger.setLevel(logging.INFO)
 
-_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Peer text can be long: a line keeps this much of one value (``keys.names.inert``).
+_VALUE_MAX_CHARS = 4096
 
 
 def printable(text: str) -> str:
-    """``text`` with every C0/C1 control character (ESC, CR, LF, ...) as ``\\xNN``."""
-    return _UNPRINTABLE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """``text`` made inert for a log line: every control or format character (ESC, CR,
+    LF, a bidi override, ...) as its visible escape, and bounded (``keys.names.inert``,
+    the one rule for showing peer text)."""
+    return inert(text, _VALUE_MAX_CHARS)
 
 
 def emit(name: str, /, level: int = logging.INFO, **fields: object) -> None:

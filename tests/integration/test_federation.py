@@ -96,6 +96,7 @@ def record(
     labels: Sequence[str] = (),
     contributors: Sequence[dict] = (),
     opinions: Sequence[dict] = (),
+    retracted_by: Sequence[str] = (),
 ) -> dict:
     return {
         "type": type_,
@@ -104,6 +105,7 @@ def record(
         "labels": list(labels),
         "contributors": list(contributors),
         "opinions": list(opinions),
+        "retracted_by": [{"org": org, "collection": "default"} for org in retracted_by],
     }
 
 
@@ -122,10 +124,16 @@ RING_LIST = [
         contributors=[contributor(A, "x:1"), contributor(B, "y:2")],
         opinions=[opinion(NGO, "true_positive")],
     ),
-    # md5(4): added by beta, then retracted; nobody else said anything: gone.
+    # md5(4): added by beta, then retracted: kept, not active, with who retracted it (§8).
+    record("md5", md5(4), retracted_by=[B]),
     record("md5", md5(6), opinions=[opinion(NGO, "false_positive")]),  # an opinion only
     # md5(7): added by alpha and retracted, with the NGO's opinion: kept, not active.
-    record("md5", md5(7), opinions=[opinion(B, "true_positive"), opinion(NGO, "false_positive")]),
+    record(
+        "md5",
+        md5(7),
+        opinions=[opinion(B, "true_positive"), opinion(NGO, "false_positive")],
+        retracted_by=[A],
+    ),
     record(
         "pdq",
         pdq(3),
@@ -213,7 +221,7 @@ async def test_ring_of_three_converges_through_relays(
             )
         with home.open_store() as store:
             assert store.evidence.all() == []
-            assert store.merged.count() == (4, 6)
+            assert store.merged.count() == (4, 7)
 
 
 # -- relays ----------------------------------------------------------------------------------
@@ -455,15 +463,14 @@ def reference_list(published: dict[str, list[Entry]]) -> list[dict]:
     for org, entries in published.items():
         for e in entries:
             row = rows.setdefault((e.type, e.value), {})
+            fresh = {"active": False, "labels": (), "opinion": None, "retracted": False}
             if e.op == "add":
-                row.setdefault(org, {"active": False, "labels": (), "opinion": None})
-                row[org].update(active=True, labels=e.labels)
-            elif e.op == "remove" and org in row:
-                row[org].update(active=False, labels=())
-                if row[org]["opinion"] is None:
-                    del row[org]
+                row.setdefault(org, fresh)
+                row[org].update(active=True, labels=e.labels, retracted=False)
+            elif e.op == "remove" and org in row and row[org]["active"]:
+                row[org].update(active=False, labels=(), retracted=True)  # kept, inactive
             elif e.op == "opinion":
-                row.setdefault(org, {"active": False, "labels": (), "opinion": None})
+                row.setdefault(org, fresh)
                 row[org]["opinion"] = e.opinion
     records = []
     for (type_, value), row in sorted(rows.items()):
@@ -477,6 +484,7 @@ def reference_list(published: dict[str, list[Entry]]) -> list[dict]:
                 labels=sorted({label for c in active.values() for label in c["labels"]}),
                 contributors=[contributor(o, *c["labels"]) for o, c in active.items()],
                 opinions=[opinion(o, c["opinion"]) for o, c in sorted(row.items()) if c["opinion"]],
+                retracted_by=[o for o, c in sorted(row.items()) if c["retracted"]],
             )
         )
     return records

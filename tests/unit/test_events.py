@@ -38,7 +38,7 @@ def test_text_is_logfmt_with_hostile_values_quoted_and_escaped() -> None:
     (line,) = stream.getvalue().splitlines()
     assert " event=pull node=a.example peer=b.example outcome=failed duration_s=0.25 entries=0 " in line
     assert line.startswith("ts=") and " level=info " in line
-    assert 'error="peer said \\"no\\"\\x0a level=error event=forged \\x1b[2J<script>"' in line
+    assert 'error="peer said \\"no\\"\\n level=error event=forged \\x1b[2J<script>"' in line
     assert "skipped" not in line and "\x1b" not in line
 
 
@@ -65,7 +65,7 @@ def test_other_records_are_lines_too() -> None:
     stream, _ = capture("text")
     logging.getLogger("hashfed.something").warning("disk %s", "full\nx")
     (line,) = stream.getvalue().splitlines()
-    assert 'event=log logger=hashfed.something msg="disk full\\x0ax"' in line
+    assert 'event=log logger=hashfed.something msg="disk full\\nx"' in line
 
 
 def test_unknown_format() -> None:

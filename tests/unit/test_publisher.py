@@ -102,6 +102,7 @@ def test_publish_makes_batches_a_reader_accepts(home: Home, store: Store) -> Non
     assert all(log.own for log in store.logs.all())
     # The own merged list follows what was published.
     assert [(r.type, r.value, r.active) for r in store.merged.records(active_only=False)] == [
+        ("md5", md5(1), False),  # retracted in the same batch: kept, inactive
         ("md5", md5(2), False),
         ("md5", md5(9), True),
         ("sha256", "ab" * 32, True),
