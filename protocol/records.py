@@ -58,3 +58,19 @@ class Record(NamedTuple):
             ],
             "retracted_by": [{"org": r.org, "collection": r.collection} for r in self.retracted_by],
         }
+
+    @classmethod
+    def from_json_obj(cls, obj: dict) -> Record:
+        """The inverse of ``to_json_obj`` (for records this node wrote, such as the
+        change feed's: it checks nothing)."""
+        return cls(
+            type=obj["type"],
+            value=obj["value"],
+            active=obj["active"],
+            labels=tuple(obj["labels"]),
+            contributors=tuple(
+                Contributor(c["org"], c["collection"], tuple(c["labels"])) for c in obj["contributors"]
+            ),
+            opinions=tuple(OpinionOf(o["org"], o["collection"], o["opinion"]) for o in obj["opinions"]),
+            retracted_by=tuple(LogRef(r["org"], r["collection"]) for r in obj["retracted_by"]),
+        )

@@ -15,8 +15,9 @@ it reached, for a "continue" link, with fewer than ``limit`` records (maybe none
 
 from __future__ import annotations
 
+import re
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from itertools import groupby
 from operator import itemgetter
@@ -25,6 +26,8 @@ from hashfed.federation.merged.records import LogNames, build_record
 from hashfed.protocol.records import Record
 
 STATES = ("active", "retracted", "all")
+# "Arrived since": a date, or a time as the store records arrivals (UTC, whole seconds).
+SINCE = re.compile(r"\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2})?Z?)?")
 MAX_SCAN_RECORDS = 20_000
 
 
@@ -114,3 +117,36 @@ def browse(
     finally:
         records.close()
     return Page(tuple(found), None, False)
+
+
+# A page of the change feed (``store.changes``): (records as JSON, the next cursor).
+FeedPage = Callable[[str, int], tuple[list[dict], str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivedPage:
+    records: tuple[Record, ...]
+    next_cursor: str | None  # where the next page starts in the feed; None: the end
+    stopped_early: bool
+
+
+def browse_arrived(
+    feed: FeedPage, filt: Filter, cursor: str, *, limit: int = 100, max_records: int = MAX_SCAN_RECORDS
+) -> ArrivedPage:
+    """Up to ``limit`` records matching ``filt`` among those the batches arriving from
+    ``cursor`` on changed, in arrival order: the "arrived since" view. A record changed by
+    several batches appears once per page that reads them."""
+    found: list[Record] = []
+    read = 0
+    while True:
+        objs, after = feed(cursor, max(1, min(limit - len(found), 1000)))
+        if not objs:
+            return ArrivedPage(tuple(found), None, False)
+        for obj in objs:
+            read += 1
+            record = Record.from_json_obj(obj)
+            if filt.matches(record):
+                found.append(record)
+        cursor = after
+        if len(found) >= limit or read >= max_records:
+            return ArrivedPage(tuple(found), cursor, len(found) < limit)

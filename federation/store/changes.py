@@ -83,6 +83,18 @@ class Changes:
         records = self._store.merged.lookup_many_json(list(touched))
         return ChangePage([r for r in records if r is not None], f"{seq}.{offset}")
 
+    def cursor_at(self, when: str) -> str:
+        """The cursor of the first batch that arrived at or after ``when`` (a timestamp
+        as the store records them: ``YYYY-MM-DDTHH:MM:SSZ``, or a prefix such as a date).
+        Batches stored before arrival times were kept have none and are never "since"."""
+        row = self._store.conn.execute(
+            "SELECT min(seq) FROM arrivals WHERE arrived_at >= ?", (when,)
+        ).fetchone()
+        if row[0] is not None:
+            return f"{row[0]}.0"
+        last = self._store.conn.execute("SELECT coalesce(max(seq), 0) FROM arrivals").fetchone()
+        return f"{last[0] + 1}.0"
+
     def _batch(self, seq: int, index: int, org: str, collection: str, data: bytes) -> Batch:
         batch = self._batches.get(seq)
         if batch is None:

@@ -95,6 +95,22 @@ async def test_csv_is_what_the_filter_shows(console) -> None:  # type: ignore[no
     assert {row[3] for row in rows[1:]} == {f"{A}/default"}
 
 
+async def test_arrived_since_shows_what_arrived_and_pages_by_the_feed(console) -> None:  # type: ignore[no-untyped-def]
+    """Everything in this world arrived today: since 2000 shows every record (in arrival
+    order, paged by the feed's cursor); since a day far ahead shows none."""
+    session, url = console
+    assert await login(session, url) == 303
+    async with session.get(url + "/browse.csv?since=2000-01-01&state=all") as r:
+        rows = list(csv.reader(io.StringIO(await r.text())))
+    async with session.get(url + "/browse.csv?state=all") as r:
+        every = list(csv.reader(io.StringIO(await r.text())))
+    assert sorted(rows[1:]) == sorted(every[1:]) and len(rows) > 1
+    async with session.get(url + "/browse.csv?since=2999-01-01T00:00Z&state=all") as r:
+        assert list(csv.reader(io.StringIO(await r.text()))) == [rows[0]]
+    async with session.get(url + "/browse?since=2000-01-01&state=all") as r:
+        assert r.status == 200 and "Arrived since" in await r.text()
+
+
 @pytest.mark.parametrize(
     ("query", "message"),
     [
@@ -102,8 +118,10 @@ async def test_csv_is_what_the_filter_shows(console) -> None:  # type: ignore[no
         ("state=maybe", "state must be one of"),
         ("after=md5", "&#39;after&#39; must be TYPE:VALUE"),
         ("contributor=NOT%20AN%20ORG", "org"),
+        ("since=yesterday", "must be a date"),
+        ("since=2026-11-30&after=md5:" + "0" * 32, "bad cursor"),
     ],
-    ids=["type", "state", "after", "contributor"],
+    ids=["type", "state", "after", "contributor", "since", "since-with-a-key-cursor"],
 )
 async def test_bad_browse_filters(console, query: str, message: str) -> None:  # type: ignore[no-untyped-def]
     session, url = console

@@ -27,9 +27,10 @@ from hashfed.federation.http.console.session import (
     set_cookie,
 )
 from hashfed.federation.http.node import NODE, Node
-from hashfed.federation.merged.browse import STATES, Filter, browse
+from hashfed.federation.merged.browse import SINCE, STATES, Filter, browse, browse_arrived
 from hashfed.federation.report import peer_lags, status_report
 from hashfed.federation.store import Store
+from hashfed.federation.store.changes import parse_cursor
 from hashfed.federation.store.provenance import find_entries
 from hashfed.formats.csv import write_csv
 from hashfed.keys.errors import ProtocolError
@@ -267,7 +268,12 @@ async def search(request: web.Request) -> web.Response:
 
 def _filter_of(request: web.Request) -> tuple[Filter, dict[str, str], tuple[str, str] | None]:
     query = request.rel_url.query
-    form = {name: query.get(name, "").strip() for name in ("type", "state", "label", "contributor")}
+    form = {
+        name: query.get(name, "").strip()
+        for name in ("type", "state", "label", "contributor", "since")
+    }
+    if form["since"] and not SINCE.fullmatch(form["since"]):
+        raise ProtocolError("'arrived since' must be a date (2026-11-30) or a UTC time (2026-11-30T05:00Z)")
     form["state"] = form["state"] or "active"
     if form["type"] and form["type"] not in HASH_TYPES:
         raise ProtocolError(f"unknown hash type {form['type']!r}")
@@ -276,7 +282,10 @@ def _filter_of(request: web.Request) -> tuple[Filter, dict[str, str], tuple[str,
     if form["contributor"]:
         check_org(form["contributor"])
     after = None
-    if query.get("after"):
+    if query.get("after") and form["since"]:
+        parse_cursor(query["after"])  # ProtocolError for anything but a feed cursor
+        after = ("feed", query["after"])
+    elif query.get("after"):
         t, sep, v = query["after"].partition(":")
         if not sep or t not in HASH_TYPES:
             raise ProtocolError("'after' must be TYPE:VALUE")
@@ -301,16 +310,28 @@ async def browse_page(request: web.Request) -> web.Response:
     try:
         filt, form, after = _filter_of(request)
     except ProtocolError as exc:
-        empty = {"type": "", "state": "active", "label": "", "contributor": ""}
+        empty = {"type": "", "state": "active", "label": "", "contributor": "", "since": ""}
         return render(request, "browse.html", 400, form=empty, page=None, error=str(exc),
                       types=tuple(HASH_TYPES), states=STATES, next_link=None, csv_link=None)
-    page = await _in_thread(
-        node, lambda store: browse(store.conn, store.logs.name, filt, after=after, limit=PAGE_SIZE)
-    )
     next_link = None
-    if page.next_after is not None:  # type: ignore[attr-defined]
-        t, v = page.next_after  # type: ignore[attr-defined]
-        next_link = _link("/browse", form, after=f"{t}:{v}")
+    if form["since"]:  # what arrived since: the change feed, in arrival order
+        since = _since(form["since"])
+        page = await _in_thread(
+            node,
+            lambda store: browse_arrived(
+                _feed(store), filt, after[1] if after else store.changes.cursor_at(since),
+                limit=PAGE_SIZE,
+            ),
+        )
+        if page.next_cursor is not None:  # type: ignore[attr-defined]
+            next_link = _link("/browse", form, after=page.next_cursor)  # type: ignore[attr-defined]
+    else:
+        page = await _in_thread(
+            node, lambda store: browse(store.conn, store.logs.name, filt, after=after, limit=PAGE_SIZE)
+        )
+        if page.next_after is not None:  # type: ignore[attr-defined]
+            t, v = page.next_after  # type: ignore[attr-defined]
+            next_link = _link("/browse", form, after=f"{t}:{v}")
     return render(
         request,
         "browse.html",
@@ -341,6 +362,10 @@ async def browse_csv(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
+    if _form["since"]:
+        await _arrived_csv(node, response, filt, _since(_form["since"]))
+        await response.write_eof()
+        return response
     after = None
     header = True
     while True:
@@ -359,6 +384,41 @@ async def browse_csv(request: web.Request) -> web.StreamResponse:
             break
     await response.write_eof()
     return response
+
+
+def _since(text: str) -> str:
+    """A form's date or time as the store records arrivals (``YYYY-MM-DDTHH:MM:SSZ``)."""
+    text = text.removesuffix("Z")
+    if "T" not in text:
+        return f"{text}T00:00:00Z"
+    return text + ("Z" if text.count(":") == 2 else ":00Z")
+
+
+def _feed(store: Store) -> Callable[[str, int], tuple[list[dict], str]]:
+    def page(cursor: str, limit: int) -> tuple[list[dict], str]:
+        found = store.changes.page(cursor, limit)
+        return found.records, found.next
+
+    return page
+
+
+async def _arrived_csv(node: Node, response: web.StreamResponse, filt: Filter, since: str) -> None:
+    cursor: str | None = None
+    header = True
+    while True:
+        page = await _in_thread(
+            node,
+            lambda store, cursor=cursor: browse_arrived(
+                _feed(store), filt, cursor or store.changes.cursor_at(since), limit=CSV_CHUNK,
+                max_records=10**12,
+            ),
+        )
+        for text in write_csv(page.records, header=header):  # type: ignore[attr-defined]
+            await response.write(text.encode())
+        header = False
+        cursor = page.next_cursor  # type: ignore[attr-defined]
+        if cursor is None:
+            return
 
 
 @signed_in
