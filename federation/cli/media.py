@@ -62,7 +62,10 @@ def _hashed(args: argparse.Namespace, options: HashOptions) -> Iterator[HashResu
             bar.advance(done - seen)
             seen = done
 
-        for result in media.hash_paths(args.paths, options=options, stdin_lines=stdin, progress=progress):
+        results = media.hash_paths(
+            args.paths, options=options, workers=args.workers, stdin_lines=stdin, progress=progress
+        )
+        for result in results:
             if not result.ok:
                 _warn(str(result))
             else:
@@ -194,6 +197,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--label", action="append", help="a label for every hash (CSV output); repeatable")
     p.add_argument("--json", action="store_true", help="one JSON object a file")
+    _workers_arg(p)
     p.set_defaults(func=cmd_hash)
 
     p = sub.add_parser(
@@ -207,4 +211,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-a
     )
     p.add_argument("--dihedral", action="store_true", help="also match rotated and mirrored images")
     p.add_argument("--json", action="store_true", help="one JSON object a file")
+    _workers_arg(p)
     p.set_defaults(func=cmd_match)
+
+
+def _workers_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workers", type=_positive, metavar="N", help="processes hashing files (default: every core)"
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        count = decimal(text, what="--workers", max_value=1024)
+    except ProtocolError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be a whole number from 1 to 1024")
+    return count
