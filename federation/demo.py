@@ -7,6 +7,12 @@ to member A, which holds it for the others. Then they pull in a ring, B from A, 
 B, A from the NGO, so every log also reaches someone through a relay and is verified against
 its origin's key, never the relay's. Each node's merged list is shown and the three are
 proven identical. Everything is torn down at the end.
+
+With the media extra installed, member A also hashes a folder of generated pictures
+(made here with numpy and Pillow, in the demo's temporary folder) and publishes their
+hashes; after the pulls, member B matches edited copies (resized, re-encoded as WebP, and
+a mirrored one matched with the dihedral variants) against its merged list, as
+``hashfed match`` does. Without the extra the demo says how to see that part.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import aiohttp
 
 from hashfed.federation.home import Home, init_home, open_home
 from hashfed.federation.http.service import NodeService
+from hashfed.federation.matching import match_files
 from hashfed.federation.publish import publish
 from hashfed.federation.sync.pusher import push_logs
 from hashfed.federation.sync.rounds import pull_peer
@@ -92,6 +99,74 @@ def _show(home: Home) -> list[dict]:
     return records
 
 
+def _media():  # type: ignore[no-untyped-def]
+    try:
+        import hashfed.media as media
+    except ImportError:
+        return None
+    return media
+
+
+def _picture(seed: int, size: int = 256):  # type: ignore[no-untyped-def]
+    """A photo-like picture: smooth colour waves and a few soft discs (not real material)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    channels = [128 + 100 * np.sin(2 * np.pi * (rng.uniform(0.3, 1.5) * x + rng.uniform(0.3, 1.5) * y)
+                                   + rng.uniform(0, 6.3)) for _ in range(3)]
+    rgb = np.stack(channels, axis=2)
+    for _ in range(5):
+        cx, cy, r = rng.uniform(0, 1), rng.uniform(0, 1), rng.uniform(0.08, 0.3)
+        rgb[(x - cx) ** 2 + (y - cy) ** 2 < r * r] = rng.integers(0, 256, 3)
+    image = Image.fromarray(rgb.clip(0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    return image
+
+
+def _hash_pictures(media, root: Path) -> tuple[list[Entry], dict[str, Path]]:  # type: ignore[no-untyped-def]
+    """Member A's folder of pictures, hashed; and the edited copies member B will match."""
+    from PIL import ImageOps
+
+    folder, edits = root / "pictures", root / "edited"
+    folder.mkdir()
+    edits.mkdir()
+    for seed in range(3):
+        _picture(seed).save(folder / f"picture-{seed}.png")
+    entries = []
+    for result in media.hash_paths([str(folder)], workers=1):
+        entries += [Entry.add(type_, value, ["demo:pictures"]) for type_, value in media.csv_rows(result)]
+    _say(f"  {A}: hashed {len(entries) // 3} pictures (md5, sha256, PDQ) in {folder.name}/")
+    original = _picture(0)
+    copies = {
+        "resized to 60% (JPEG)": (original.resize((154, 154)), "resized.jpg"),
+        "re-encoded as WebP": (original, "reencoded.webp"),
+        "mirrored (JPEG)": (ImageOps.mirror(original), "mirrored.jpg"),
+        "an unrelated picture": (_picture(99), "unrelated.jpg"),
+    }
+    paths = {}
+    for what, (image, name) in copies.items():
+        image.save(edits / name, quality=70)
+        paths[what] = edits / name
+    return entries, paths
+
+
+def _match_pictures(media, home: Home, copies: dict[str, Path]) -> None:  # type: ignore[no-untyped-def]
+    with home.open_store() as store:
+        for what, path in copies.items():
+            dihedral = what.startswith("mirrored")
+            (hashed,) = media.hash_paths([str(path)], workers=1, options=media.HashOptions(dihedral=dihedral))
+            (found,) = match_files(store.merged, [hashed], distance=31, dihedral=dihedral)
+            if not found.matches:
+                _say(f"  {what}: no match within 31 bits")
+                continue
+            best = found.matches[0]
+            variant = f", as its {best.variant} variant" if best.variant not in (None, "original") else ""
+            _say(f"  {what}: MATCH pdq {best.record.value[:16]}… at {best.distance} bits{variant}, "
+                 f"{best.state}, [{', '.join(best.record.labels)}] from "
+                 f"{', '.join(c.org for c in best.record.contributors)}")
+
+
 async def _demo(root: Path) -> int:
     started = time.perf_counter()
     _say("hashfed demo: three orgs on this machine\n")
@@ -120,6 +195,11 @@ async def _demo(root: Path) -> int:
         Entry.add("md5", shared, ["ngo:report-17"]),
         Entry.add("pdq", PDQ_2, ["ngo:report-18"]),
     ])
+    media = _media()
+    copies: dict[str, Path] = {}
+    if media is not None:
+        pictures, copies = _hash_pictures(media, root)
+        _stage(a, pictures)
     for home in (a, b, ngo):
         _publish(home)
     _say("  member-a.example retracts a hash it added by mistake:")
@@ -171,11 +251,17 @@ async def _demo(root: Path) -> int:
             + ("inactive on every node, kept with who retracted it" if retracted else "STILL ACTIVE")
         )
 
+    _say(f"\n7. {B} hashes edited copies of {A}'s pictures and matches them (hashfed match)")
+    if media is None:
+        _say("  (install hashfed[media] to see hashing and matching)")
+    else:
+        _match_pictures(media, b, copies)
+
     digests = {
         org: hashlib.sha256(json.dumps(records, sort_keys=True).encode()).hexdigest()
         for org, records in lists.items()
     }
-    _say("\n7. Are the three lists identical?")
+    _say("\n8. Are the three lists identical?")
     for org, digest in digests.items():
         _say(f"  {org}: sha256 {digest}")
     if len(set(digests.values())) != 1:

@@ -21,7 +21,7 @@ A command is a few lines over :func:`hash_paths`::
 """
 
 from .errors import MediaError
-from .hashing import hash_file
+from .hashing import hash_bytes, hash_file
 from .options import HashOptions
 from .pdq import Dihedral, Pdq, dihedral_of_rgb, hamming, pdq_of_rgb
 from .pool import Progress, default_workers, hash_paths
@@ -44,6 +44,7 @@ __all__ = [
     "default_workers",
     "dihedral_of_rgb",
     "hamming",
+    "hash_bytes",
     "hash_file",
     "hash_paths",
     "iter_inputs",

@@ -8,15 +8,19 @@ the digests and the PDQ are of the same bytes even if the path is replaced meanw
 
 :func:`hash_file` never raises for a bad file: every failure is a
 :class:`~hashfed.media.results.HashFailure` whose message is one of a fixed set of
-sentences (tests pin them), so the caller can print it after the path and carry on.
+sentences (tests pin them), so the caller can print it after the path and carry on. :func:`hash_bytes` does the same
+for bytes already in memory (an upload to ``POST /v1/match``): the same sniffing, decoders
+and messages, with a name given by the caller standing for the path.
 An error we did not foresee is still tied to its path, as ``unexpected error (Type)``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import stat
+from typing import BinaryIO
 
 from ._image import image_pdq
 from ._video import video_frames
@@ -63,20 +67,41 @@ def _hash(path: str, options: HashOptions) -> MediaHash:
             total += count
         if total == 0:
             raise MediaError("empty file (0 bytes)")
-        sniffed = sniff(head)
-        if isinstance(sniffed, Unrecognised):
-            what = "" if sniffed is Unrecognised.UNKNOWN else f" ({sniffed.value})"
-            raise MediaError(f"unsupported file type{what}: not an image or video this hashes")
         raw.seek(0)
         with open(os.dup(raw.fileno()), "rb", closefd=True) as file:  # buffered, for the decoders
-            md5_hex, sha256_hex = md5.hexdigest(), sha256.hexdigest()
-            if sniffed.kind is Kind.IMAGE:
-                pdq, variants, notes = image_pdq(file, sniffed.format, options)
-                return MediaHash(path=path, kind=sniffed.kind, format=sniffed.format, md5=md5_hex, sha256=sha256_hex,
-                                 pdq=pdq, variants=variants, warnings=notes)
-            frames, notes = video_frames(file, sniffed.format, options)
-            return MediaHash(path=path, kind=sniffed.kind, format=sniffed.format, md5=md5_hex, sha256=sha256_hex,
-                             frames=frames, warnings=notes)
+            return _decode(path, head, md5.hexdigest(), sha256.hexdigest(), file, options)
 
 
-__all__ = ["hash_file"]
+def hash_bytes(data: bytes, name: str, options: HashOptions) -> HashResult:
+    """The hashes of a file already in memory (an upload), ``name`` standing for its path
+    in the result; like :func:`hash_file`, never raises for bad bytes."""
+    try:
+        if not data:
+            raise MediaError("empty file (0 bytes)")
+        md5_hex = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        sha256_hex = hashlib.sha256(data).hexdigest()
+        with io.BytesIO(data) as file:
+            return _decode(name, data[:SNIFF_BYTES], md5_hex, sha256_hex, file, options)
+    except MediaError as exc:
+        return HashFailure(name, str(exc), exc.detail)
+    except MemoryError:
+        return HashFailure(name, "out of memory while decoding")
+    except Exception as exc:  # a bug or a library surprise: still one line for one file
+        return HashFailure(name, f"unexpected error ({type(exc).__name__})", str(exc))
+
+
+def _decode(path: str, head: bytes, md5_hex: str, sha256_hex: str, file: BinaryIO, options: HashOptions) -> MediaHash:
+    """Sniff ``head``, then decode ``file`` (the same bytes, read from the start)."""
+    sniffed = sniff(head)
+    if isinstance(sniffed, Unrecognised):
+        what = "" if sniffed is Unrecognised.UNKNOWN else f" ({sniffed.value})"
+        raise MediaError(f"unsupported file type{what}: not an image or video this hashes")
+    if sniffed.kind is Kind.IMAGE:
+        pdq, variants, notes = image_pdq(file, sniffed.format, options)
+        return MediaHash(path=path, kind=sniffed.kind, format=sniffed.format, md5=md5_hex, sha256=sha256_hex,
+                         pdq=pdq, variants=variants, warnings=notes)
+    frames, notes = video_frames(file, sniffed.format, options)
+    return MediaHash(path=path, kind=sniffed.kind, format=sniffed.format, md5=md5_hex, sha256=sha256_hex,
+                     frames=frames, warnings=notes)
+
+__all__ = ["hash_bytes", "hash_file"]

@@ -18,6 +18,7 @@ default, optionally behind a bearer token). Not for peers: they get logs, not an
                                      hash (with "fields": ["active"], the fastest form)
     GET  /v1/changes, POST /v1/opinions
                                      the change feed and opinions (``changes.py``)
+    POST /v1/match                   a file's bytes → its matches (``match.py``)
 
 Answers to hashes are as of the last committed page: the in-memory indexes fold in what
 was committed before each request.
@@ -31,7 +32,7 @@ import numpy as np
 import orjson
 from aiohttp import web
 
-from hashfed.federation.http import changes
+from hashfed.federation.http import changes, match
 from hashfed.federation.http.body import invite_body, read_body, refuse_expect
 from hashfed.federation.http.console import is_console_route
 from hashfed.federation.http.node import NODE, Node
@@ -236,4 +237,5 @@ def create_lookup_app(node: Node, *, token: str | None) -> web.Application:
     app.router.add_get("/v1/hashes/{type}/{value}", get_hash, expect_handler=refuse_expect)
     app.router.add_post("/v1/lookup", post_lookup, expect_handler=lookup_expect)
     changes.add_routes(app, expect_handler=lookup_expect)
+    match.add_routes(app, expect_handler=lookup_expect)
     return app

@@ -2,10 +2,14 @@
 (``ast``, no import is run) and checked against the layers, and the installed package list
 against the folders.
 
-    keys  <-  protocol  <-  formats, media  (pure: no IO, no clock)
-                        <-  federation: merged <- store <- home, publish, report <- sync
-                                        <- http <- demo <- cli
+    keys  <-  protocol  <-  formats, media  (pure: no IO, no clock; media: its IO modules
+                                             read files, decode and run worker pools)
+                        <-  federation: merged <- store <- home, publish, report, matching
+                                        <- sync <- http <- demo <- cli
                                                      (clock, config, events: any)
+
+federation may import media (an optional extra: the modules that do import it at run time
+do so inside the commands and handlers that need it, so a node runs without it).
 
 An arrow that points up, or a cycle between modules, fails here.
 """
@@ -39,6 +43,7 @@ FEDERATION_RANK = {
     "home": 3,
     "publish": 3,
     "report": 3,
+    "matching": 3,
     "sync": 4,
     "http": 5,
     "cli": 7,
@@ -104,7 +109,7 @@ def _allowed(importer: str, imported: str) -> bool:
     if a != "federation":
         return b in ALLOWED[a]
     if b != "federation":
-        return b in PURE
+        return b in PURE or b == "media"
     ra, rb = _room(importer), _room(imported)
     if ra == rb or rb == "":
         return ra == rb
