@@ -12,8 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from hashfed.federation.cli._common import EXIT_ERROR, CliError
 from hashfed.federation.cli import media as media_commands
+from hashfed.federation.cli._common import EXIT_ERROR, CliError
 from hashfed.federation.cli.net import cmd_pull, cmd_push, cmd_serve
 from hashfed.federation.cli.own import (
     FORMATS,
