@@ -18,6 +18,8 @@ from hashfed.federation.http.auth import PEER, auth_middleware
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.http.push import handle_push, push_expect
+from hashfed.federation.http.taxii import PREFIX as TAXII_PREFIX
+from hashfed.federation.http.taxii import create_taxii_app
 from hashfed.federation.store import LogState
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import make_log_id, parse_log_id
@@ -179,4 +181,5 @@ def create_app(node: Node) -> web.Application:
     app.router.add_post(base + "/batches", handle_push, expect_handler=push_expect)
     app.router.add_get(base + "/proof/inclusion", get_inclusion)
     app.router.add_get(base + "/proof/consistency", get_consistency)
+    app.add_subapp(TAXII_PREFIX, create_taxii_app(node))
     return app

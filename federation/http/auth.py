@@ -5,7 +5,7 @@ refuse), the RFC 9421 signature from the request head alone (``protocol.httpsig`
 for a request with a body it covers the ``Content-Digest`` header), the authority
 allow-list, the nonce (recorded only after the signature verifies), then the per-key rate
 limit. Any failure is 401 except the limits (429 with ``Retry-After``). ``GET /v1/node``
-alone is open.
+alone is open; a sub-application marked ``OWN_AUTH`` (TAXII, ``taxii.py``) checks its own.
 
 No body is read here: an unauthenticated client cannot make the node buffer anything.
 A handler that takes a body reads it with ``read_signed_body`` once it has decided the
@@ -33,6 +33,8 @@ from hashfed.protocol.httpsig import (
 
 PEER = web.RequestKey("peer", str)
 KEY_ID = web.RequestKey("key_id", str)
+OWN_AUTH = web.AppKey("own_auth", bool)
+"""Set on a sub-application that authenticates its own requests (TAXII: reader tokens)."""
 
 
 def _too_many(wait_s: float, who: str) -> Problem:
@@ -48,6 +50,9 @@ def _too_many(wait_s: float, who: str) -> Problem:
 @web.middleware
 async def auth_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     if request.method == "GET" and request.path == "/v1/node":
+        return await handler(request)
+    # Decided by the application the router matched, never by the path's text.
+    if request.match_info.apps[-1].get(OWN_AUTH, False):
         return await handler(request)
     if request.get(PEER) is None:  # not already done by an Expect handler
         authenticate(request)

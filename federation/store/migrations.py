@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from hashfed.federation.merged.writer import apply_entries
+from hashfed.federation.store import indicators, tokens
 from hashfed.protocol.batch import decode_batch
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -188,4 +189,17 @@ def _m3_arrivals(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO arrivals (log, idx) SELECT log, idx FROM batches ORDER BY rowid")
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_retractions_kept, _m3_arrivals)
+def _m4_taxii(db: sqlite_utils.Database) -> None:
+    # The TAXII read API: reader tokens, and the indicators each log's collection serves
+    # (store/tokens.py, store/indicators.py), made from the batches already stored.
+    for statement in (*tokens.SCHEMA, *indicators.SCHEMA):
+        db.execute(statement)
+    indicators.rebuild(db.conn)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _m1_initial,
+    _m2_retractions_kept,
+    _m3_arrivals,
+    _m4_taxii,
+)
