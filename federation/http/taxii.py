@@ -65,7 +65,7 @@ from hashfed.federation.http.taxii_query import (
     format_us,
     manifest_entry,
     parse_query,
-    stix_object,
+    ObjectWriter,
     taxii_response,
 )
 from hashfed.federation.store import LogState, run_write
@@ -294,8 +294,7 @@ def _object_id(request: web.Request) -> uuid.UUID:
 async def objects(request: web.Request) -> web.Response:
     log = _the_log(request)
     rows, more = _page(request, log, parse_query(request.rel_url.query))
-    items = [stix_object(row, log.org, log.collection) for row in rows]
-    return _envelope(rows, more, "objects", items)
+    return _envelope(rows, more, "objects", list(map(ObjectWriter(log.org, log.collection), rows)))
 
 
 def _held(request: web.Request, log: LogState) -> uuid.UUID:
@@ -310,7 +309,7 @@ async def one_object(request: web.Request) -> web.Response:
     log = _the_log(request)
     object_id = _held(request, log)
     rows, more = _page(request, log, parse_query(request.rel_url.query, object_id=object_id))
-    return _envelope(rows, more, "objects", [stix_object(row, log.org, log.collection) for row in rows])
+    return _envelope(rows, more, "objects", list(map(ObjectWriter(log.org, log.collection), rows)))
 
 
 async def versions(request: web.Request) -> web.Response:

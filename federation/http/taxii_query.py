@@ -23,7 +23,9 @@ from aiohttp import web
 from multidict import MultiDict, MultiDictProxy, MultiMapping
 
 from hashfed.federation.store.indicators import IndicatorRow
-from hashfed.formats.stix import indicator, stix_time
+from hashfed.formats._stix_pattern import hash_pattern
+from hashfed.formats.stix import EXTERNAL_SOURCE, indicator, stix_time
+from hashfed.keys.names import make_log_id
 from hashfed.protocol.records import Contributor, LogRef, Record
 
 TAXII_MEDIA_TYPE: Final = "application/taxii+json;version=2.1"
@@ -216,9 +218,11 @@ def _utc_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms // 1000, UTC).replace(microsecond=ms % 1000 * 1000)
 
 
-def stix_object(row: IndicatorRow, org: str, collection: str) -> dict[str, object]:
-    """The STIX 2.1 Indicator of one collection object (``formats.stix.indicator``, with
-    the per-log id and times of ``store/indicators.py``)."""
+def stix_indicator(row: IndicatorRow, org: str, collection: str) -> dict[str, object]:
+    """The STIX 2.1 Indicator of one collection object: ``formats.stix.indicator`` of the
+    log's own record, with the per-log id and times of ``store/indicators.py``. (It is the
+    reference; :func:`stix_object` builds the same object at a page's speed, and a test
+    holds the two equal.)"""
     record = Record(
         type=row.type,
         value=row.value,
@@ -231,6 +235,43 @@ def stix_object(row: IndicatorRow, org: str, collection: str) -> dict[str, objec
     obj = indicator(record, created=_utc_ms(row.created_ms), modified=_utc_ms(row.modified_ms))
     obj["id"] = row.stix_id
     return obj
+
+
+class ObjectWriter:
+    """Builds the objects of one page: ``stix_indicator``'s result without a Record, a
+    discarded UUIDv5 or a strftime per object (a page of 10,000 took ~1 s that way)."""
+
+    def __init__(self, org: str, collection: str) -> None:
+        self._references = [{"source_name": EXTERNAL_SOURCE, "external_id": make_log_id(org, collection)}]
+        self._times: dict[int, str] = {}
+
+    def _time(self, ms: int) -> str:
+        text = self._times.get(ms)
+        if text is None:
+            text = self._times[ms] = stix_time(_utc_ms(ms))
+        return text
+
+    def __call__(self, row: IndicatorRow) -> dict[str, object]:
+        created = self._time(row.created_ms)
+        obj: dict[str, object] = {
+            "type": "indicator",
+            "spec_version": "2.1",
+            "id": row.stix_id,
+            "created": created,
+            "modified": self._time(row.modified_ms),
+            "name": f"{row.type} {row.value}",
+            "pattern": hash_pattern(row.type, row.value),
+            "pattern_type": "stix",
+            "pattern_version": "2.1",
+            "valid_from": created,
+        }
+        if row.labels and not row.revoked:
+            obj["labels"] = list(row.labels)
+        if row.revoked:
+            obj["revoked"] = True
+        else:
+            obj["external_references"] = self._references
+        return obj
 
 
 def manifest_entry(row: IndicatorRow) -> dict[str, object]:

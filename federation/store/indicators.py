@@ -88,16 +88,17 @@ class IndicatorRow:
 
     type: str
     value: str
-    uuid: uuid.UUID
+    stix_id: str  # indicator--<uuid>
     labels: tuple[str, ...]
     revoked: bool
     created_ms: int
     modified_ms: int
     added_us: int
 
-    @property
-    def stix_id(self) -> str:
-        return f"indicator--{self.uuid}"
+
+def _stix_id(raw: bytes) -> str:
+    h = raw.hex()  # str(uuid.UUID(bytes=raw)), at a fraction of its cost on a page of 10,000
+    return f"indicator--{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _ms(moment: datetime) -> int:
@@ -211,7 +212,7 @@ def _row(row: tuple) -> IndicatorRow:
     return IndicatorRow(
         type=hash_type,
         value=value,
-        uuid=uuid.UUID(bytes=raw_uuid),
+        stix_id=_stix_id(raw_uuid),
         labels=tuple(labels.split(LABEL_SEPARATOR)) if labels else (),
         revoked=bool(revoked),
         created_ms=created_ms,
