@@ -6,12 +6,18 @@
                          them sign every checkpoint, the oldest signs requests, so a
                          rotation holds two until peers trust the new one
       hashfed.db         the store (federation.store), WAL mode
+
+Everything in it is the org's own: the folder is made 0700 and its files 0600, whatever
+the umask (``config.toml`` holds the lookup listener's token, the store holds what peers
+shared in confidence), and ``serve`` refuses a home that group or others can read
+(``require_private``), as ``keys.keyfile`` refuses a key file.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,19 +65,20 @@ def init_home(path: Path, org: str) -> Signer:
         raise ConfigError(f"{path / KEYS_DIR} already holds signing keys; refusing to add another")
     made: list[Path] = []  # only what this call created, removed again if it fails
     try:
-        for folder, mode in ((path, 0o755), (path / KEYS_DIR, 0o700)):
+        for folder in (path, path / KEYS_DIR):
             if not folder.exists():
-                folder.mkdir(mode=mode, parents=True)
+                folder.mkdir(mode=0o700, parents=True)
                 made.append(folder)
+            os.chmod(folder, 0o700)  # exact, whatever the umask, and for a folder given empty
         signer, key_file = _write_new_key(path, org)
         made.append(key_file)
         db = path / DB_FILE
         if not db.exists():
             made += [db, Path(f"{db}-wal"), Path(f"{db}-shm")]
-        Store(db).close()
+        Store(db).close()  # the store creates a new file 0600 (and SQLite its -wal, -shm)
         config_path = path / CONFIG_FILE
         made.append(config_path)
-        config_path.write_text(render_config(org), encoding="utf-8")
+        _write_private(config_path, render_config(org).encode("utf-8"))
     except BaseException:
         for item in reversed(made):
             if item.is_dir() and not item.is_symlink():
@@ -80,6 +87,29 @@ def init_home(path: Path, org: str) -> Signer:
                 item.unlink(missing_ok=True)
         raise
     return signer
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    """Write a new file readable by its owner only (0600 from its first byte)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)
+    with os.fdopen(fd, "wb") as file:
+        os.fchmod(fd, 0o600)  # the umask may only narrow the mode; make it exact
+        file.write(data)
+
+
+def require_private(path: Path) -> None:
+    """ConfigError (one line, with the fix) if group or others can read the home folder,
+    its config or its store: for ``serve``, which holds them open for as long as it runs."""
+    for item in (path, path / CONFIG_FILE, *(path / f"{DB_FILE}{end}" for end in ("", "-wal", "-shm"))):
+        try:
+            mode = stat.S_IMODE(item.stat().st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            fix = "700" if item == path else "600"
+            raise ConfigError(
+                f"{item} is readable by group or others (mode {mode:04o}); run chmod {fix} {item}"
+            )
 
 
 # Key files are named "<sequence>-<key hash>.key": the sequence keeps their creation order

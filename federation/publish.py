@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from hashfed.federation.events import emit
 from hashfed.federation.store import LogState, Store
 from hashfed.keys import Signer
 from hashfed.keys.names import make_log_id
@@ -101,6 +102,8 @@ def publish(
             log = _sign(store, log, signers)
             batches, entries = grown.get(log.log_id, (0, 0))
             published.append(Published(log.log_id, log.size, batches, entries))
+            emit("publish", node=org, log=log.log_id, size=log.size, batches=batches,
+                 entries=entries)
     return published
 
 

@@ -8,6 +8,8 @@ It lives in the lowest layer (``keys``) so that every layer above can raise from
     │                          names or hash values outside their patterns, size caps
     ├── VerificationError      well-formed, but not trustworthy: bad signature, unknown
     │   │                      key, batch for another log or index, root or proof mismatch
+    │   ├── ClockSkewError     a signed request dated outside the window: the two clocks
+    │   │                      disagree (carries both times, so the answer can say so)
     │   └── EquivocationError  two validly signed checkpoints that cannot both be true;
     │                          carries both notes as evidence
     ├── TransportError         talking to a peer failed: network, timeout, a non-2xx
@@ -33,6 +35,17 @@ class ProtocolError(HashfedError):
 
 class VerificationError(HashfedError):
     """Well-formed input that fails verification (signature, key, proof, identity)."""
+
+
+class ClockSkewError(VerificationError):
+    """A signed request whose ``created`` is more than ``max_skew_s`` from ``now``: the
+    signer's clock and the verifier's disagree (or the request is stale)."""
+
+    def __init__(self, message: str, *, created: int, now: int, max_skew_s: int) -> None:
+        super().__init__(message)
+        self.created = created
+        self.now = now
+        self.max_skew_s = max_skew_s
 
 
 class EquivocationError(VerificationError):
@@ -77,6 +90,7 @@ __all__ = [
     "HashfedError",
     "ProtocolError",
     "VerificationError",
+    "ClockSkewError",
     "EquivocationError",
     "TransportError",
     "StoreError",

@@ -5,7 +5,9 @@ bad value. The patterns are compiled once and applied with ``fullmatch``, so a t
 newline (which ``$`` would let through) is rejected, and their character classes are
 spelled out in ASCII, so no Unicode letter or digit slips in.
 
-:func:`show` and :func:`keys_difference` word the error messages of this package.
+:func:`show` and :func:`keys_difference` word the error messages of this package;
+:func:`inert` makes text from elsewhere (a peer's problem detail, a redirect's Location)
+safe to print on a terminal or write to a log.
 """
 
 from __future__ import annotations
@@ -31,6 +33,32 @@ def show(value: object) -> str:
     if len(text) > _SHOW_CHARS:
         return text[: _SHOW_CHARS - 3] + "..."
     return text
+
+
+INERT_MAX_CHARS: Final = 300
+
+
+def inert(text: str, max_chars: int = INERT_MAX_CHARS) -> str:
+    """``text`` made safe for a terminal or a log line, cut to ``max_chars`` characters.
+
+    Every character that is not printable (C0 and C1 controls, so ESC and the CSI and OSC
+    sequences it starts; DEL; newlines; Unicode format characters such as the bidi
+    overrides; unassigned and surrogate code points) becomes its visible escape, as
+    ``repr`` writes it (``\\x1b``, ``\\u202e``); printable text, the space included, is kept.
+    So a peer's words can neither move the cursor, retitle a window, nor start a log line
+    of their own. A longer text ends with ``...``, whose three dots count in the bound.
+    """
+    out: list[str] = []
+    length = 0
+    for char in text:
+        piece = char if char.isprintable() else repr(char)[1:-1]
+        if length + len(piece) > max_chars:
+            while out and length + 3 > max_chars:  # never half an escape
+                length -= len(out.pop())
+            return "".join(out) + "..."
+        out.append(piece)
+        length += len(piece)
+    return "".join(out)
 
 
 def keys_difference(keys: Set[str], expected: Set[str]) -> str:
@@ -89,6 +117,7 @@ __all__ = [
     "check_org",
     "check_collection",
     "check_label",
+    "inert",
     "make_log_id",
     "parse_log_id",
 ]

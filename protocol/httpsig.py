@@ -29,7 +29,8 @@ Strictness beyond the RFCs, on purpose (fail closed):
   differently); the ``@signature-params`` line is re-serialised from the member as received,
   as RFC 9421 §3.2 requires, so the order is covered by the signature.
 - The parameters are exactly ``created``, ``nonce``, ``keyid``, ``alg`` and ``tag``; the
-  nonce must be canonical unpadded base64url of at least 16 bytes.
+  nonce must be canonical unpadded base64url of at least 16 bytes and at most 64
+  characters (48 bytes).
 - ``Content-Digest`` must carry ``sha-256``; a ``sha-512`` member is checked too, other
   algorithms are ignored.
 - ``@authority`` accepts DNS-style names and IP literals only, and ``@path`` and ``@query``
@@ -39,7 +40,8 @@ Blame, in the terms of :mod:`keys.errors`: bytes that do not follow the profile 
 fields, wrong components, missing, unknown or mistyped parameters, another ``alg`` or
 ``tag``, a bad nonce) raise :class:`ProtocolError`; a request that is well formed but not
 trustworthy (unsigned, stale, unknown key, wrong digest, wrong signature) raises
-:class:`VerificationError`. The server answers 401 to both.
+:class:`VerificationError` (a stale or future ``created``: its :class:`ClockSkewError`, with
+both times, so the answer can tell the signer its clock is off). The server answers 401.
 
 What :func:`verify_request` does not do, because it needs state: it does not remember
 nonces (replay) and does not check that ``@authority`` is one this server answers to. The
@@ -60,7 +62,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 from hashfed.keys.ed25519 import SIGNATURE_BYTES, Signer, Verifier
-from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.keys.errors import ClockSkewError, ProtocolError, VerificationError
 from hashfed.keys.names import show
 from hashfed.protocol import _sfv as sfv
 
@@ -71,6 +73,7 @@ __all__ = [
     "BASE_COMPONENTS",
     "BODY_COMPONENTS",
     "NONCE_MIN_BYTES",
+    "NONCE_MAX_CHARS",
     "content_digest",
     "check_content_digest",
     "normalise_authority",
@@ -92,6 +95,9 @@ ALG: Final = "ed25519"
 BASE_COMPONENTS: Final[tuple[str, ...]] = ("@method", "@authority", "@path", "@query")
 BODY_COMPONENTS: Final[tuple[str, ...]] = BASE_COMPONENTS + ("content-digest",)
 NONCE_MIN_BYTES: Final = 16
+# A nonce is 16 random bytes (22 characters) from our clients; a server keeps every nonce
+# of the window, so a long one is memory a peer chooses. 64 characters is 48 bytes.
+NONCE_MAX_CHARS: Final = 64
 # Caps on the signature fields, checked before parsing. Ours are about 250 and 100 bytes;
 # other signatures may share the fields (other labels), so there is room, not a megabyte.
 MAX_SIGNATURE_INPUT_BYTES: Final = 4096
@@ -319,7 +325,10 @@ def _b64url(raw: bytes) -> str:
 
 
 def _check_nonce(nonce: str) -> str:
-    """Return ``nonce`` if it is canonical unpadded base64url of enough bytes."""
+    """Return ``nonce`` if it is canonical unpadded base64url of enough bytes, and at most
+    :data:`NONCE_MAX_CHARS` characters (checked first)."""
+    if len(nonce) > NONCE_MAX_CHARS:
+        raise ProtocolError(f"nonce is {len(nonce)} characters, more than {NONCE_MAX_CHARS}")
     if not _NONCE_RE.fullmatch(nonce) or len(nonce) % 4 == 1:
         raise ProtocolError(f"nonce {show(nonce)} is not unpadded base64url")
     raw = base64.urlsafe_b64decode(nonce + "=" * (-len(nonce) % 4))
@@ -503,7 +512,12 @@ def verify_request_head(
     )
     signature = _read_signature(signatures[LABEL])
     if abs(now - params.created) > max_skew_s:
-        raise VerificationError(f"created {params.created} is more than {max_skew_s} s from now ({now})")
+        raise ClockSkewError(
+            f"created {params.created} is more than {max_skew_s} s from now ({now})",
+            created=params.created,
+            now=now,
+            max_skew_s=max_skew_s,
+        )
     verifier = lookup_key(params.keyid)
     if verifier is None:
         raise VerificationError(f"unknown key id {show(params.keyid)}")

@@ -37,7 +37,10 @@ from hashfed.federation.cli.peers import (
 )
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
 from hashfed.federation.cli.tokens import add_token_parser
+from hashfed.federation.events import FORMATS as LOG_FORMATS
+from hashfed.federation.events import LEVELS
 from hashfed.keys.errors import HashfedError
+from hashfed.keys.names import inert
 from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
 
 
@@ -110,7 +113,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-url", action="append", type=_url_arg)
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
-    p.add_argument("--local-port", type=_port, help="lookup API for your own pipeline")
+    p.add_argument(
+        "--local-port", type=_port, help="lookup API, web console and /metrics (loopback)"
+    )
+    p.add_argument("--log-format", choices=sorted(LOG_FORMATS), default="text")
+    p.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower)
     p.set_defaults(func=cmd_serve)
 
     peer = sub.add_parser("peer", help="trusted orgs: keys, URL, grants")
@@ -166,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.add_argument(
         "--distance",
-        type=int,
+        metavar="BITS",
         help=f"pdq only: every record within this many bits (PDQ's usual threshold is {PDQ_MATCH_DISTANCE})",
     )
     p.set_defaults(func=cmd_lookup)
@@ -187,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         return args.func(args)
     except (CliError, HashfedError) as exc:
-        message = " ".join(str(exc).split())
+        message = inert(" ".join(str(exc).split()), 2000)  # an error may quote a peer
         print(f"hashfed: error: {message}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import signal
 import sys
 from typing import TYPE_CHECKING
 
 from hashfed.federation.cli._common import EXIT_ERROR, _load
 from hashfed.federation.cli.progress import Bar, progress_bar
-from hashfed.federation.home import Home
+from hashfed.federation.events import configure_logging
+from hashfed.federation.home import Home, require_private
 from hashfed.keys.errors import ConfigError, HashfedError
-from hashfed.keys.names import check_org
+from hashfed.keys.names import check_org, inert
 
 if TYPE_CHECKING:
     import aiohttp
@@ -35,7 +35,7 @@ def _result_line(org: str, r: LogResult) -> str:
     elif r.status in ("up to date", "source behind"):
         line += f" at size {r.new_size}"
     if r.detail:
-        line += f": {r.detail}"
+        line += f": {inert(r.detail, 1000)}"  # may quote the peer
     return line
 
 
@@ -80,7 +80,7 @@ async def _pull(home: Home, org: str | None) -> int:
                         progress=_PullEstimate(bar),
                     )
                 except HashfedError as exc:
-                    print(f"{peer}: pull failed: {exc}", file=sys.stderr)
+                    print(f"{peer}: pull failed: {inert(str(exc), 1000)}", file=sys.stderr)
                     failed += 1
                     continue
             for r in results:
@@ -112,9 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from hashfed.federation.http.service import NodeService
 
     home = _load(args)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    require_private(home.path)
+    configure_logging(fmt=args.log_format, level=args.log_level)
 
     async def run() -> None:
         service = NodeService(
@@ -134,7 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"serving {home.org} at {service.url}", flush=True)
             if service.local_bound_port:
                 print(
-                    f"lookup API at http://{home.config.server.local_host}:"
+                    f"console and lookup API at http://{home.config.server.local_host}:"
                     f"{service.local_bound_port}",
                     flush=True,
                 )

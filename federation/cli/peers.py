@@ -15,15 +15,17 @@ from hashfed.federation.cli._common import (
 )
 from hashfed.federation.config import check_base_url
 from hashfed.federation.home import add_key, remove_key
+from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ConfigError, HashfedError, ProtocolError
-from hashfed.keys.names import check_collection, check_org, parse_log_id
+from hashfed.keys.names import check_collection, check_org, parse_log_id, show
 
 
 def _port(text: str) -> int:
     """An argparse type: a TCP port, 0 (any free port) to 65535."""
-    if not text.isdigit() or int(text) > 65535:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535)")
-    return int(text)
+    try:
+        return decimal(text, what="a port", max_value=65535)
+    except ProtocolError as exc:
+        raise argparse.ArgumentTypeError(f"{show(text)} is not a port (0 to 65535)") from exc
 
 
 def _url_arg(text: str) -> str:

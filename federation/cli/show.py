@@ -11,9 +11,12 @@ from pathlib import Path
 
 from hashfed.federation.cli._common import EXIT_NOT_FOUND, CliError, _hash_type, _load, _now
 from hashfed.federation.home import Home
+from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.federation.report import status_report
 from hashfed.formats import write_bundle, write_csv, write_feed, write_jsonl
-from hashfed.keys.names import make_log_id
+from hashfed.keys.encoding import decimal
+from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import inert, make_log_id, show
 from hashfed.protocol.hashtypes import normalise
 from hashfed.protocol.records import Record
 
@@ -36,11 +39,13 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lookup_near(home: Home, type_: str, value: str, distance: int, *, as_json: bool) -> int:
+def _lookup_near(home: Home, type_: str, value: str, text: str, *, as_json: bool) -> int:
     if type_ != "pdq":
         raise CliError("--distance is for pdq hashes (Hamming distance); other types match exactly")
-    if not 0 <= distance <= 256:
-        raise CliError(f"--distance must be from 0 to 256 bits, not {distance}")
+    try:
+        distance = decimal(text, what="--distance", max_value=MAX_DISTANCE)
+    except ProtocolError as exc:
+        raise CliError(f"--distance must be from 0 to {MAX_DISTANCE} bits, not {show(text)}") from exc
     with home.open_store() as store:
         matches = store.merged.near_pdq(value, distance)
     if not matches:
@@ -153,12 +158,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     for p in status["peers"]:
         where = p["url"] or "no URL"
         last = f"; last pull ok {p['last_success']}" if p["last_success"] else ""
-        err = f"; last error: {p['last_error']}" if p["last_error"] else ""
+        err = f"; last error: {inert(p['last_error'], 1000)}" if p["last_error"] else ""
         print(f"  {p['org']}: {where}{last}{err}")
     if status["evidence"]:
         print(f"EVIDENCE of misbehaviour: {len(status['evidence'])} record(s)")
         for e in status["evidence"]:
-            print(f"  {e['detected_at']} {e['log_id']} ({e['kind']}) via {e['source']}: {e['detail']}")
+            print(f"  {e['detected_at']} {e['log_id']} ({e['kind']}) via {inert(e['source'])}: {inert(e['detail'], 1000)}")
     return 0
 
 

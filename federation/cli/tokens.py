@@ -14,7 +14,11 @@ import sys
 
 from hashfed.federation.cli._common import CliError, _load, _stamp
 from hashfed.federation.store.tokens import TOKEN_BYTES
-from hashfed.keys.names import check_org
+from hashfed.keys.encoding import decimal
+from hashfed.keys.errors import ProtocolError
+from hashfed.keys.names import check_org, show
+
+MAX_TOKEN_ID = 2**63 - 1  # an SQLite row id
 
 
 def cmd_token_add(args: argparse.Namespace) -> int:
@@ -57,9 +61,11 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def _token_id(text: str) -> int:
-    if not text.isdigit() or len(text) > 18:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a token id (see hashfed token list)")
-    return int(text)
+    """An argparse type: a token's row id, ASCII digits only (``keys.encoding.decimal``)."""
+    try:
+        return decimal(text, what="a token id", max_value=MAX_TOKEN_ID)
+    except ProtocolError as exc:
+        raise argparse.ArgumentTypeError(f"{show(text)} is not a token id (see hashfed token list)") from exc
 
 
 def add_token_parser(sub: argparse._SubParsersAction, parser_class: type[argparse.ArgumentParser]) -> None:

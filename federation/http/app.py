@@ -10,24 +10,27 @@ Checks run in the protocol's order: signature (401), the log exists (404), may r
 from __future__ import annotations
 
 import asyncio
-import re
 
 from aiohttp import web
 
 from hashfed.federation.http.auth import PEER, auth_middleware
+from hashfed.federation.http.body import refuse_expect
+from hashfed.federation.http.metrics import observe_middleware
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.http.push import handle_push, push_expect
 from hashfed.federation.http.taxii import PREFIX as TAXII_PREFIX
 from hashfed.federation.http.taxii import create_taxii_app
 from hashfed.federation.store import LogState
+from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import make_log_id, parse_log_id
 from hashfed.protocol.merkle import consistency_proof, encode_proof, inclusion_proof
 
 PROTOCOL_NAME = "hashfed/1"
 
-_UINT = re.compile(r"0|[1-9][0-9]{0,17}")
+# The largest index or size a query may name: SQLite's integers are 64-bit signed.
+MAX_QUERY_INT = 2**63 - 1
 
 
 def query_int(request: web.Request, name: str, *, required: bool = True) -> int | None:
@@ -39,9 +42,10 @@ def query_int(request: web.Request, name: str, *, required: bool = True) -> int 
         return None
     if len(values) > 1:
         raise Problem(400, "malformed", f"query parameter {name!r} is given more than once")
-    if not _UINT.fullmatch(values[0]):
-        raise Problem(400, "malformed", f"query parameter {name!r} must be a decimal integer")
-    return int(values[0])
+    try:
+        return decimal(values[0], what=f"query parameter {name!r}", max_value=MAX_QUERY_INT)
+    except ProtocolError as exc:
+        raise Problem(400, "malformed", str(exc)) from exc
 
 
 def only_params(request: web.Request, *names: str) -> None:
@@ -169,17 +173,20 @@ async def get_consistency(request: web.Request) -> web.Response:
 def create_app(node: Node) -> web.Application:
     """The peer-facing application. Resources are the caller's (``Node``)."""
     app = web.Application(
-        middlewares=[problem_middleware, auth_middleware],
+        # observe first: it counts and logs the answer the other two made
+        middlewares=[observe_middleware, problem_middleware, auth_middleware],
         client_max_size=node.config.limits.max_body_bytes,
     )
     app[NODE] = node
     base = "/v1/logs/{org}/{collection}"
-    app.router.add_get("/v1/node", node_info)
-    app.router.add_get("/v1/logs", list_logs)
-    app.router.add_get(base + "/checkpoint", get_checkpoint)
-    app.router.add_get(base + "/batches", get_batches)
+    # Only push takes a body, so only push may answer Expect: 100-continue with an invitation.
+    no_body = {"expect_handler": refuse_expect}
+    app.router.add_get("/v1/node", node_info, **no_body)
+    app.router.add_get("/v1/logs", list_logs, **no_body)
+    app.router.add_get(base + "/checkpoint", get_checkpoint, **no_body)
+    app.router.add_get(base + "/batches", get_batches, **no_body)
     app.router.add_post(base + "/batches", handle_push, expect_handler=push_expect)
-    app.router.add_get(base + "/proof/inclusion", get_inclusion)
-    app.router.add_get(base + "/proof/consistency", get_consistency)
+    app.router.add_get(base + "/proof/inclusion", get_inclusion, **no_body)
+    app.router.add_get(base + "/proof/consistency", get_consistency, **no_body)
     app.add_subapp(TAXII_PREFIX, create_taxii_app(node))
     return app

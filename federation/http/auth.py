@@ -3,9 +3,12 @@
 In order: the per-address backstop rate limit (before any crypto, so a flood is cheap to
 refuse), the RFC 9421 signature from the request head alone (``protocol.httpsig``, pure;
 for a request with a body it covers the ``Content-Digest`` header), the authority
-allow-list, the nonce (recorded only after the signature verifies), then the per-key rate
-limit. Any failure is 401 except the limits (429 with ``Retry-After``). ``GET /v1/node``
-alone is open; a sub-application marked ``OWN_AUTH`` (TAXII, ``taxii.py``) checks its own.
+allow-list, the per-key rate limit, then the nonce (at most ``NONCE_MAX_CHARS`` long,
+recorded only once the signature verifies and the key is within its rate). Any failure is
+401 except the limits (429 with ``Retry-After``); a ``created`` outside the window is 401
+``clock-skew`` with the node's time (``now``), since the usual cause is a clock that is
+off, not a forgery. ``GET /v1/node`` (and its ``HEAD``) alone is open; a sub-application
+marked ``OWN_AUTH`` (TAXII, ``taxii.py``) checks its own.
 
 No body is read here: an unauthenticated client cannot make the node buffer anything.
 A handler that takes a body reads it with ``read_signed_body`` once it has decided the
@@ -15,15 +18,15 @@ the signed digest before it is used.
 
 from __future__ import annotations
 
-import asyncio
 import math
 
 from aiohttp import web
 
+from hashfed.federation.http.body import read_body
 from hashfed.federation.http.guard import NonceCapacityError, ReplayError, address_key
 from hashfed.federation.http.node import NODE
 from hashfed.federation.http.problems import Problem
-from hashfed.keys.errors import HashfedError
+from hashfed.keys.errors import ClockSkewError, HashfedError
 from hashfed.protocol.httpsig import (
     RequestTarget,
     check_content_digest,
@@ -47,9 +50,23 @@ def _too_many(wait_s: float, who: str) -> Problem:
     )
 
 
+def _clock_skew(exc: ClockSkewError) -> Problem:
+    """401 ``clock-skew``: the request's ``created`` is outside the window. It carries the
+    node's time (``now``, Unix seconds) so the signer can tell its own clock is off."""
+    offset = exc.created - exc.now
+    side = "ahead of" if offset > 0 else "behind"
+    return Problem(
+        401,
+        "clock-skew",
+        f"the request was signed at {exc.created}, {abs(offset)} s {side} this node's clock"
+        f" ({exc.now}); the window is {exc.max_skew_s} s: check the signer's clock (NTP)",
+        now=exc.now,
+    )
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    if request.method == "GET" and request.path == "/v1/node":
+    if request.method in ("GET", "HEAD") and request.path == "/v1/node":
         return await handler(request)
     # Decided by the application the router matched, never by the path's text.
     if request.match_info.apps[-1].get(OWN_AUTH, False):
@@ -91,12 +108,18 @@ def authenticate(request: web.Request) -> None:
             now=now_s,
             max_skew_s=node.config.limits.signature_window_s,
         )
+    except ClockSkewError as exc:
+        raise _clock_skew(exc) from exc
     except HashfedError as exc:
         raise Problem(401, "bad-signature", str(exc)) from exc
     if authority not in node.authorities:
         raise Problem(
             401, "wrong-authority", f"this node does not answer to {authority!r}"
         )
+    # The key's rate limit before its nonce is recorded: a refused request costs no memory.
+    wait = node.key_limiter.take(verified.key_id, now)
+    if wait:
+        raise _too_many(wait, "key")
     params = verified.params
     try:
         node.nonces.check_and_record(verified.key_id, params.nonce, params.created, now_s)
@@ -104,9 +127,6 @@ def authenticate(request: web.Request) -> None:
         raise Problem(401, "replayed", str(exc)) from exc
     except NonceCapacityError as exc:
         raise _too_many(exc.retry_after_s, "key") from exc
-    wait = node.key_limiter.take(verified.key_id, now)
-    if wait:
-        raise _too_many(wait, "key")
     request[PEER] = verified.org
     request[KEY_ID] = verified.key_id
 
@@ -115,18 +135,9 @@ async def read_signed_body(request: web.Request) -> bytes:
     """The body of an authenticated request: at most ``max_body_bytes`` (413), within
     ``body_timeout_s`` (408), and matching the signed ``Content-Digest`` (401)."""
     limits = request.app[NODE].config.limits
-    declared = request.content_length
-    if declared is not None and declared > limits.max_body_bytes:
-        raise Problem(
-            413, "content-too-large", f"body of {declared} bytes; at most {limits.max_body_bytes}"
-        )
-    try:
-        async with asyncio.timeout(limits.body_timeout_s):
-            body = await request.read()  # aiohttp stops at client_max_size (413)
-    except TimeoutError as exc:
-        raise Problem(
-            408, "body-timeout", f"the body did not arrive within {limits.body_timeout_s:g} s"
-        ) from exc
+    body = await read_body(
+        request, max_bytes=limits.max_body_bytes, timeout_s=limits.body_timeout_s
+    )
     digest = request.headers.getall("Content-Digest", [])
     try:
         check_content_digest(", ".join(digest) if digest else None, body)

@@ -15,11 +15,13 @@ Both answer problem+json on bad input and change nothing then.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import orjson
 from aiohttp import web
 
+from hashfed.federation.http.body import read_body, refuse_expect
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem
 from hashfed.federation.publish import publish
@@ -32,6 +34,8 @@ from hashfed.protocol.hashtypes import parse_hash_type
 
 DEFAULT_CHANGES = 1_000
 MAX_OPINIONS = 10_000
+MAX_OPINIONS_BODY = 4 * 1024 * 1024
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 _DIGITS = frozenset("0123456789")
 
 
@@ -89,8 +93,10 @@ def _opinions(body: object, node: Node) -> tuple[str, list[Entry]]:
 
 async def post_opinions(request: web.Request) -> web.Response:
     node = request.app[NODE]
+    limits = node.config.limits
+    data = await read_body(request, max_bytes=MAX_OPINIONS_BODY, timeout_s=limits.body_timeout_s)
     try:
-        body = orjson.loads(await request.read())
+        body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
         raise Problem(400, "malformed", "the body is not JSON") from exc
     collection, entries = _opinions(body, node)
@@ -108,6 +114,7 @@ async def post_opinions(request: web.Request) -> web.Response:
     return web.json_response({"staged": len(entries), "published": published}, status=201)
 
 
-def add_routes(app: web.Application) -> None:
-    app.router.add_get("/v1/changes", get_changes)
-    app.router.add_post("/v1/opinions", post_opinions)
+def add_routes(app: web.Application, *, expect_handler: ExpectHandler) -> None:
+    """The routes, with the listener's ``Expect: 100-continue`` handler for the body."""
+    app.router.add_get("/v1/changes", get_changes, expect_handler=refuse_expect)
+    app.router.add_post("/v1/opinions", post_opinions, expect_handler=expect_handler)

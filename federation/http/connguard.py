@@ -6,7 +6,9 @@ that sends one header line per second holds a connection forever (slowloris). He
 connection goes through ``_GuardedProtocol``, a thin wrapper around aiohttp's own protocol:
 
 - a connection must deliver a complete request head (up to the blank line) within
-  ``header_timeout_s`` of its first byte, and of being opened; otherwise it is closed;
+  ``header_timeout_s`` of its first byte, and of being opened; otherwise it is closed.
+  Blank lines before a request line are not a head (aiohttp skips them, RFC 9112 §2.2):
+  a ``\r\n\r\n`` sent first does not end the head, it is simply no part of it;
 - after the head, the clock stops (bodies may be large and slow); once the server starts
   writing the final response, the next bytes on a keep-alive connection are a new head,
   with a new deadline from its first byte (an idle keep-alive connection, with no byte at
@@ -81,6 +83,7 @@ class _GuardedProtocol(asyncio.Protocol):
         self._address: str | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._in_head = True  # waiting for (the rest of) a request head
+        self._head_started = False  # a byte other than CR or LF of this head was seen
         self._tail = b""
 
     # -- the deadline -------------------------------------------------------------
@@ -107,6 +110,7 @@ class _GuardedProtocol(asyncio.Protocol):
         # the bytes that follow are the body, which the head deadline does not cover.
         if not self._in_head and not _is_interim(start):
             self._in_head = True
+            self._head_started = False
             self._tail = b""
 
     # -- asyncio.Protocol ------------------------------------------------------------
@@ -131,6 +135,11 @@ class _GuardedProtocol(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             window = self._tail + data
+            if not self._head_started:
+                # Blank lines before the request line: skipped by the parser, so they
+                # cannot end the head (the deadline keeps running from the first byte).
+                window = window.lstrip(b"\r\n")
+                self._head_started = bool(window)
             if _HEAD_END in window:
                 self._in_head = False
                 self._disarm()

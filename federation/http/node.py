@@ -13,12 +13,15 @@ import math
 import time
 from collections.abc import Callable, Iterable
 
+import numpy as np
 from aiohttp import web
 
 from hashfed.federation.home import Home
 from hashfed.federation.http.guard import NonceCache, RateLimiter
+from hashfed.federation.merged.exact import ExactIndex
 from hashfed.keys import TrustStore
 from hashfed.protocol.httpsig import authority_of
+from hashfed.protocol.records import Record
 
 Clock = Callable[[], float]
 
@@ -35,8 +38,12 @@ class Node:
         self.signers = home.signers
         self.clock = clock
         self.store = home.open_store()  # the event loop's connection: reads
+        self.matching = Matching(home)
         self.writer = home.open_store()  # commits, run in a worker thread under write_lock
         self.write_lock = asyncio.Lock()
+        # Logs with a push in progress: one push at a time per log (push.py), so a pusher
+        # cannot make the node hold several large bodies of one log at once.
+        self.pushing: set[str] = set()
         limits = self.config.limits
         # Nonces are in memory: what a previous run of this node saw is gone, so requests
         # dated before this run started are refused as possible replays (guard.py).
@@ -84,6 +91,46 @@ class Node:
     def close(self) -> None:
         self.store.close()
         self.writer.close()
+        self.matching.close()
+
+
+class Matching:
+    """The node's in-memory indexes of the merged list for its matching pipeline: PDQ near
+    matches (``merged.pdq``) and bulk exact membership (``merged.exact``), on a store
+    connection of their own, used in a worker thread one call at a time, so that neither
+    the first load (seconds at ten million values) nor a search holds up the event loop.
+    Each call first folds in what was committed since the last one."""
+
+    def __init__(self, home: Home) -> None:
+        self._store = home.open_store()
+        self._exact = ExactIndex()
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        """Load both indexes from the store (``serve`` starts this in the background)."""
+        async with self._lock:
+            await asyncio.to_thread(self._load)
+
+    def _load(self) -> None:
+        self._store.merged.pdq.catch_up(self._store.conn)
+        self._exact.catch_up(self._store.conn)
+
+    async def near(self, values: list[str], max_distance: int) -> list[list[tuple[int, Record]]]:
+        async with self._lock:
+            return await asyncio.to_thread(self._store.merged.near_pdq_many, values, max_distance)
+
+    async def states(self, wanted: list[tuple[str, list[str]]]) -> list[np.ndarray]:
+        """For each (type, values): ACTIVE, INACTIVE or UNKNOWN per value (``merged.exact``)."""
+
+        def run() -> list[np.ndarray]:
+            self._exact.catch_up(self._store.conn)
+            return [self._exact.states(type_, values) for type_, values in wanted]
+
+        async with self._lock:
+            return await asyncio.to_thread(run)
+
+    def close(self) -> None:
+        self._store.close()
 
 
 NODE = web.AppKey("node", Node)

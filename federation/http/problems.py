@@ -18,6 +18,7 @@ from hashfed.keys.errors import (
     StoreError,
     VerificationError,
 )
+from hashfed.keys.names import inert
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +119,8 @@ async def problem_middleware(request: web.Request, handler):  # type: ignore[no-
         # The client went away (mid-body or mid-response): nobody is left to answer and
         # nothing is wrong with the node. This answer is never delivered (aiohttp's write
         # of it fails quietly); 499 is the usual log code for "client closed request".
-        log.debug("client went away during %s %s", request.method, request.path)
+        log.debug("client went away during %s %s", request.method, inert(request.path))
         return web.Response(status=499)
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", request.method, inert(request.path))
         return problem_response(Problem(500, "internal", "internal error; see the node's log"))

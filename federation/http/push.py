@@ -12,6 +12,11 @@ batches held; the problem carries ``size``), 422 (checkpoint for another log, no
 a trusted key of the org, N < M, or the root or proof fails). Only the 422 step costs a
 signature check or hashing.
 
+One push at a time per log: while a push of a log is in progress (from its head to its
+commit), another push of it gets 429 ``push-in-progress`` with ``Retry-After`` at once, from
+its head alone (before the Expect invitation or any byte of its body): only one body per
+log is ever held, and the second would fail on a stale start anyway.
+
 A page that does not complete its checkpoint is held, not served, and the checkpoint it was
 proven against is kept as the log's ``pending`` note: a later push of a checkpoint of that
 size with another root is the org signing two roots for one size. The pair is kept as
@@ -21,11 +26,14 @@ evidence and the push refused (422 ``equivocation``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Iterator
 
-from aiohttp import HttpVersion11, web
+from aiohttp import web
 
 from hashfed.federation.clock import timestamp
 from hashfed.federation.http.auth import PEER, authenticate, read_signed_body
+from hashfed.federation.http.body import invite_body
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_response
 from hashfed.federation.store import WrongStart, run_write
@@ -120,20 +128,48 @@ async def push_expect(request: web.Request) -> web.StreamResponse | None:
     taken from. Anyone else gets the final 401/403 (or 429) at once and sends nothing."""
     try:
         authenticate(request)
-        _pusher_allowed(request)
+        log_id, _trusted = _pusher_allowed(request)
+        _not_pushing(request.app[NODE], log_id)
     except Problem as problem:
         return problem_response(problem)
-    if request.version != HttpVersion11 or request.headers["Expect"].lower() != "100-continue":
-        return problem_response(Problem(417, "expectation-failed", "only 100-continue is known"))
-    await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-    request.writer.output_size = 0  # the interim answer is not the response's size
-    return None
+    return await invite_body(request)
+
+
+PUSH_RETRY_AFTER_S = 5
+
+
+def _not_pushing(node: Node, log_id: str) -> None:
+    """429 if a push of ``log_id`` is in progress."""
+    if log_id in node.pushing:
+        raise Problem(
+            429,
+            "push-in-progress",
+            f"a push of {log_id} is in progress; push again once it has ended",
+            headers={"Retry-After": str(PUSH_RETRY_AFTER_S)},
+        )
+
+
+@contextlib.contextmanager
+def _one_push(node: Node, log_id: str) -> Iterator[None]:
+    """Hold ``log_id``'s push slot for the block (429 if it is taken)."""
+    _not_pushing(node, log_id)
+    node.pushing.add(log_id)
+    try:
+        yield
+    finally:
+        node.pushing.discard(log_id)
 
 
 async def handle_push(request: web.Request) -> web.Response:
     node = request.app[NODE]
     # 403
     log_id, trusted = _pusher_allowed(request)
+    # 429, before a byte of the body is read
+    with _one_push(node, log_id):
+        return await _push(request, node, log_id, trusted)
+
+
+async def _push(request: web.Request, node: Node, log_id: str, trusted: TrustedOrg) -> web.Response:
     org, _collection = parse_log_id(log_id)
 
     # 400 (the body is read only now, from an org allowed to send it)

@@ -1,5 +1,9 @@
-"""Running a node: the peer listener (optionally TLS), the local lookup listener, and the
-sync scheduler, started and stopped together.
+"""Running a node: the peer listener (optionally TLS), the local listener (lookup API,
+console, ``/metrics``), and the sync scheduler, started and stopped together.
+
+Every listener goes through ``_listen``: the same connection guards (``connguard``: head
+deadline, connections per address) and the same idle keep-alive timeout, so a listener
+meant for the node's own pipeline cannot be the way to exhaust the process's descriptors.
 
     async with NodeService(home) as service:
         ...                # service.url is where peers reach it
@@ -7,6 +11,8 @@ sync scheduler, started and stopped together.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import ssl
 from pathlib import Path
@@ -16,8 +22,12 @@ from aiohttp import web
 
 from hashfed.federation.home import Home
 from hashfed.federation.http.app import create_app
+from hashfed.federation.http.connguard import GuardedSite
+from hashfed.federation.http.console import add_console
 from hashfed.federation.http.lookup import create_lookup_app
+from hashfed.federation.http.metrics import METRICS, NodeMetrics, metrics_handler
 from hashfed.federation.http.node import Node
+from hashfed.federation.store import finish
 from hashfed.federation.sync.scheduler import SyncScheduler
 from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys.errors import ConfigError
@@ -66,10 +76,13 @@ class NodeService:
         self.node.add_public_urls(public_urls)
         self._runner: web.AppRunner | None = None
         self._local_runner: web.AppRunner | None = None
+        self.local_site: GuardedSite | None = None
         self.session: aiohttp.ClientSession | None = None
         self.scheduler: SyncScheduler | None = None
+        self._index_load: asyncio.Task[None] | None = None
         self.bound_port = 0
         self.local_bound_port = 0
+        self.metrics = NodeMetrics(self.node)
 
     @property
     def url(self) -> str:
@@ -78,42 +91,57 @@ class NodeService:
         return f"{scheme}://{host}:{self.bound_port}"
 
     async def start(self) -> None:
-        limits = self.home.config.limits
         context = server_ssl_context(self.tls_cert, self.tls_key) if self.tls_cert else None
         app = create_app(self.node)
-        self._runner = web.AppRunner(
-            app, access_log=None, keepalive_timeout=limits.idle_timeout_s, handle_signals=False
-        )
-        await self._runner.setup()
-        from hashfed.federation.http.connguard import GuardedSite
-
-        site = GuardedSite(
-            self._runner,
-            self.host,
-            self.port,
-            ssl_context=context,
-            header_timeout_s=limits.header_timeout_s,
-            max_connections_per_address=limits.max_connections_per_address,
-        )
-        await site.start()
+        app[METRICS] = self.metrics
+        self.metrics.attach()
+        self._runner, site = await self._listen(app, self.host, self.port, ssl_context=context)
         self.bound_port = site.bound_port
         self.node.listening_on(self.host, self.bound_port, tls=context is not None)
         if self.local_port is not None:
             server = self.home.config.server
-            self._local_runner = web.AppRunner(
-                create_lookup_app(self.node, token=server.local_token),
-                access_log=None,
-                handle_signals=False,
+            local_app = create_lookup_app(self.node, token=server.local_token)
+            add_console(local_app, token=server.local_token)
+            local_app[METRICS] = self.metrics
+            local_app.router.add_get("/metrics", metrics_handler)
+            self._local_runner, self.local_site = await self._listen(
+                local_app, server.local_host, self.local_port
             )
-            await self._local_runner.setup()
-            local = web.TCPSite(self._local_runner, server.local_host, self.local_port)
-            await local.start()
-            self.local_bound_port = self._local_runner.addresses[0][1]
+            self.local_bound_port = self.local_site.bound_port
+            # The matching indexes are loaded from the store now, in the background; the
+            # first search waits for them.
+            self._index_load = asyncio.create_task(
+                self.node.matching.load(), name="hashfed-index-load"
+            )
         timeout = aiohttp.ClientTimeout(total=self.home.config.pull.timeout_s, sock_connect=10)
         self.session = aiohttp.ClientSession(timeout=timeout)
         if self.sync:
             self.scheduler = SyncScheduler(self.node, self.session)
             self.scheduler.start()
+
+    async def _listen(
+        self, app: web.Application, host: str, port: int, *, ssl_context: ssl.SSLContext | None = None
+    ) -> tuple[web.AppRunner, GuardedSite]:
+        """Serve ``app`` on ``host:port`` behind the connection guards; every listener."""
+        limits = self.home.config.limits
+        runner = web.AppRunner(
+            app, access_log=None, keepalive_timeout=limits.idle_timeout_s, handle_signals=False
+        )
+        await runner.setup()
+        site = GuardedSite(
+            runner,
+            host,
+            port,
+            ssl_context=ssl_context,
+            header_timeout_s=limits.header_timeout_s,
+            max_connections_per_address=limits.max_connections_per_address,
+        )
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        return runner, site
 
     async def stop(self) -> None:
         if self.scheduler is not None:
@@ -124,6 +152,11 @@ class NodeService:
             await self._local_runner.cleanup()
         if self._runner is not None:
             await self._runner.cleanup()
+        if self._index_load is not None:
+            # A worker thread cannot be stopped: let the load end before its store closes.
+            with contextlib.suppress(Exception):
+                await finish(self._index_load)
+        self.metrics.detach()
         self.node.close()
 
     async def __aenter__(self) -> NodeService:

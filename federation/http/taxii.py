@@ -70,6 +70,7 @@ from hashfed.federation.http.taxii_query import (
 )
 from hashfed.federation.store import LogState, run_write
 from hashfed.federation.store.tokens import LAST_USED_RESOLUTION_S, ReaderToken
+from hashfed.keys.names import inert
 from hashfed.protocol.batch import parse_created
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ async def taxii_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ConnectionResetError:
         raise  # the client went away: the peer app's problem middleware logs it quietly
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
+        log.exception("unhandled error in %s %s", request.method, inert(request.path))
         return TaxiiError(500, "Internal server error", "internal error; see the node's log").response()
 
 
@@ -338,6 +339,14 @@ async def not_found(request: web.Request) -> web.Response:
     raise TaxiiError(404, "Not found", "no such TAXII resource")
 
 
+async def refuse_expect(request: web.Request) -> web.StreamResponse:
+    """The ``expect_handler`` of every TAXII route (as ``body.refuse_expect`` is of
+    ``/v1/``'s): nothing here takes a body, so ``Expect: 100-continue`` is 417 at once,
+    before authentication and before a byte of body is invited. Every path under
+    :data:`PREFIX` answers it alike, so it tells nothing about what exists."""
+    return TaxiiError(417, "Expectation failed", "this TAXII server takes no request body").response()
+
+
 def create_taxii_app(node: Node) -> web.Application:
     """The TAXII sub-application, to be mounted at :data:`PREFIX` on the peer app."""
     app = web.Application(middlewares=[taxii_middleware])
@@ -346,18 +355,19 @@ def create_taxii_app(node: Node) -> web.Application:
     app[FAILURES] = RateLimiter(FAILED_TOKENS_PER_S, FAILED_TOKEN_BURST)
     root = f"/{API_ROOT}"
     coll = root + "/collections/{collection}"
-    app.router.add_get("/", discovery)
-    app.router.add_get(root + "/", api_root)
-    app.router.add_get(root + "/collections/", collections)
-    app.router.add_get(coll + "/", collection)
-    app.router.add_get(coll + "/objects/", objects)
-    app.router.add_post(coll + "/objects/", read_only)
-    app.router.add_get(coll + "/objects/{object}/", one_object)
-    app.router.add_delete(coll + "/objects/{object}/", read_only)
-    app.router.add_get(coll + "/objects/{object}/versions/", versions)
-    app.router.add_get(coll + "/manifest/", manifest)
-    app.router.add_get(root + "/status/{status}/", no_status)
-    app.router.add_route("*", "/{tail:.*}", not_found)
+    no_body = {"expect_handler": refuse_expect}
+    app.router.add_get("/", discovery, **no_body)
+    app.router.add_get(root + "/", api_root, **no_body)
+    app.router.add_get(root + "/collections/", collections, **no_body)
+    app.router.add_get(coll + "/", collection, **no_body)
+    app.router.add_get(coll + "/objects/", objects, **no_body)
+    app.router.add_post(coll + "/objects/", read_only, **no_body)
+    app.router.add_get(coll + "/objects/{object}/", one_object, **no_body)
+    app.router.add_delete(coll + "/objects/{object}/", read_only, **no_body)
+    app.router.add_get(coll + "/objects/{object}/versions/", versions, **no_body)
+    app.router.add_get(coll + "/manifest/", manifest, **no_body)
+    app.router.add_get(root + "/status/{status}/", no_status, **no_body)
+    app.router.add_route("*", "/{tail:.*}", not_found, **no_body)
     return app
 
 

@@ -25,6 +25,8 @@ from multidict import MultiDict, MultiDictProxy, MultiMapping
 from hashfed.federation.store.indicators import IndicatorRow
 from hashfed.formats._stix_pattern import hash_pattern
 from hashfed.formats.stix import EXTERNAL_SOURCE, indicator, stix_time
+from hashfed.keys.encoding import decimal
+from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import make_log_id
 from hashfed.protocol.records import Contributor, LogRef, Record
 
@@ -34,8 +36,11 @@ DEFAULT_LIMIT: Final = 1_000
 MAX_LIMIT: Final = 10_000
 MAX_MATCH_VALUES: Final = 100
 
-_UINT = re.compile(r"[1-9][0-9]{0,8}")
-_CURSOR = re.compile(r"0|[1-9][0-9]{0,18}")
+MAX_LIMIT_TEXT: Final = 999_999_999
+"""The largest ``limit`` read (and lowered to :data:`MAX_LIMIT`); past it, 400."""
+MAX_CURSOR: Final = 2**63 - 1
+"""The largest ``next``: a ``date_added`` in µs, an SQLite integer."""
+
 _TIMESTAMP = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?Z")
 _STIX_TYPE = re.compile(r"[a-z0-9][a-z0-9-]{1,249}")
 _STIX_ID = re.compile(r"([a-z0-9][a-z0-9-]{1,249})--([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
@@ -151,6 +156,15 @@ def _listed(query: MultiMapping[str], name: str) -> list[str] | None:
     return values
 
 
+def _whole(text: str, name: str, max_value: int) -> int:
+    """``keys.encoding.decimal``'s reading (ASCII digits, canonical, length checked before
+    any conversion), refused as a TAXII 400."""
+    try:
+        return decimal(text, what=name, max_value=max_value)
+    except ProtocolError as exc:
+        raise bad_request(str(exc)) from exc
+
+
 def parse_query(query: MultiMapping[str], *, object_id: uuid.UUID | None = None) -> Query:
     """The parameters of a request (``object_id``: the object the path names, if any)."""
     after_us = 0
@@ -159,16 +173,14 @@ def parse_query(query: MultiMapping[str], *, object_id: uuid.UUID | None = None)
         after_us = parse_timestamp(added_after, "added_after")
     cursor = _single(query, "next")
     if cursor is not None:
-        if not _CURSOR.fullmatch(cursor):
-            raise bad_request(f"next {cursor[:40]!r} is not a value this server gave")
-        after_us = max(after_us, int(cursor))
+        after_us = max(after_us, _whole(cursor, "next", MAX_CURSOR))
     limit_text = _single(query, "limit")
     if limit_text is None:
         limit = DEFAULT_LIMIT
-    elif _UINT.fullmatch(limit_text):
-        limit = min(int(limit_text), MAX_LIMIT)
     else:
-        raise bad_request(f"limit {limit_text[:40]!r} must be a positive integer")
+        limit = min(_whole(limit_text, "limit", MAX_LIMIT_TEXT), MAX_LIMIT)
+        if limit == 0:
+            raise bad_request("limit must be at least 1")
     nothing = False
     uuids: list[uuid.UUID] | None = None if object_id is None else [object_id]
     ids = _listed(query, "match[id]")

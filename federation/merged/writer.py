@@ -43,9 +43,18 @@ _hash_key = itemgetter(1, 2)
 _op = itemgetter(0)
 
 
+# Every PDQ value the merged list has held, numbered in order of arrival: what the PDQ
+# index is built from and tails (``pdq.PdqMatcher``). A value is never removed: a retracted
+# hash stays a record (inactive), and a match on it says so.
+_PDQ = "INSERT OR IGNORE INTO pdq_values (value) VALUES (?)"
+
+
 def apply_entries(conn: sqlite3.Connection, log: int, entries: Iterable[Entry]) -> None:
     """Apply entries of one log, in log order. Call inside the page's transaction."""
     ordered = sorted(entries, key=_hash_key)
+    pdq = [(bytes.fromhex(e.value),) for e in ordered if e.type == "pdq" and e.op != "remove"]
+    if pdq:
+        conn.executemany(_PDQ, pdq)
     if all(e.op == "add" for e in ordered):  # the bulk of every sync: one statement
         conn.executemany(
             _ADD, [(e.type, e.value, log, LABEL_SEPARATOR.join(e.labels)) for e in ordered]

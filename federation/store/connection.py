@@ -7,6 +7,9 @@ mode and transactions are explicit ``BEGIN IMMEDIATE``, so a writer takes the wr
 front instead of failing half-way on a busy database. A ``Store`` belongs to one thread at a
 time; open a second one for another thread.
 
+A new store file is created 0600 before SQLite opens it, so that it, and the ``-wal`` and
+``-shm`` files SQLite gives the mode of the database file, are the owner's alone.
+
 On the event loop, reads are fine (WAL readers never wait), but a write may wait up to
 ``BUSY_TIMEOUT_MS`` for another process's lock: run writes with ``run_write``, which also
 lets the write finish when its caller is cancelled, so nobody closes a store under a
@@ -26,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -58,6 +62,7 @@ class Store:
         self.path = Path(path)
         conn: sqlite3.Connection | None = None
         try:
+            _create_private(self.path)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             conn.execute("PRAGMA journal_mode = WAL")
@@ -67,7 +72,7 @@ class Store:
             # `created`) would give a second root for that size (PROTOCOL §5).
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
@@ -139,6 +144,22 @@ class Store:
                     self.conn.execute(f"PRAGMA user_version = {number}")
         except sqlite3.Error as exc:
             raise StoreError(f"cannot set up the store {self.path}: {exc}") from exc
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 (exactly, whatever the umask) if it does not
+    exist; SQLite makes an empty file a new database. (``:memory:`` is no file.)"""
+    if str(path) == ":memory:":
+        return
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o600)
+    except FileExistsError:
+        return
+    try:
+        os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
 
 
 async def run_write(func: Callable[..., T], /, *args: object, **kwargs: object) -> T:

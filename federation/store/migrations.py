@@ -149,27 +149,10 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m2_retractions_kept(db: sqlite_utils.Database) -> None:
+def _m2_merged_list_v2(db: sqlite_utils.Database) -> None:
     # A retracted add is kept, inactive, so that a hash every contributor retracted stays
-    # known with who retracted it (PROTOCOL §8); version 1 deleted such rows. The merged
-    # list is a function of the stored logs, so it is recomputed from their batches.
+    # known with who retracted it (PROTOCOL §8); version 1 deleted such rows.
     db.execute("ALTER TABLE contributions ADD COLUMN retracted INTEGER NOT NULL DEFAULT 0")
-    remerge(db.conn)
-
-
-def remerge(conn: sqlite3.Connection) -> None:
-    """Recompute the merged list from every stored batch, each log in its own order. Call
-    inside a transaction. The batches were verified when they were stored."""
-    conn.execute("DELETE FROM contributions")
-    logs = conn.execute("SELECT id, org, collection FROM logs ORDER BY id").fetchall()
-    for log, org, collection in logs:
-        cursor = conn.execute("SELECT idx, data FROM batches WHERE log = ? ORDER BY idx", (log,))
-        for index, data in cursor.fetchall():
-            batch = decode_batch(data, org=org, collection=collection, index=index)
-            apply_entries(conn, log, batch.entries)
-
-
-def _m3_arrivals(db: sqlite_utils.Database) -> None:
     # The order batches arrived in, across every log, and when: what the change feed, the
     # TAXII date_added and the console's "arrived since" read. ``seq`` is an explicit
     # INTEGER PRIMARY KEY, so VACUUM never renumbers it and a feed cursor never expires.
@@ -187,9 +170,37 @@ def _m3_arrivals(db: sqlite_utils.Database) -> None:
     )
     db.execute("CREATE INDEX arrivals_by_time ON arrivals (arrived_at, seq)")
     db.execute("INSERT INTO arrivals (log, idx) SELECT log, idx FROM batches ORDER BY rowid")
+    # Every PDQ value of the merged list, 32 bytes, numbered in order of arrival: the PDQ
+    # index loads it at start (bytes, not hex: one buffer for numpy) and tails it by id.
+    db.execute("CREATE TABLE pdq_values (id INTEGER PRIMARY KEY, value BLOB NOT NULL UNIQUE)")
+    # What each peer listed at its last listing (GET /v1/logs): log id and size in batches.
+    # Beside ``logs.size`` it gives how far behind a peer this node is (the console's and
+    # the metrics' lag); replaced whole at each listing.
+    db["peer_listings"].create(
+        {"org": str, "log_id": str, "size": int, "listed_at": str},
+        pk=("org", "log_id"),
+        not_null={"size", "listed_at"},
+    )
+    # The merged list is a function of the stored logs: recomputed from their batches, it
+    # gains the retractions version 1 dropped, and fills pdq_values.
+    remerge(db.conn)
 
 
-def _m4_taxii(db: sqlite_utils.Database) -> None:
+def remerge(conn: sqlite3.Connection) -> None:
+    """Recompute the merged list from every stored batch, each log in its own order. Call
+    inside a transaction. The batches were verified when they were stored."""
+    conn.execute("DELETE FROM contributions")
+    logs = conn.execute("SELECT id, org, collection FROM logs ORDER BY id").fetchall()
+    for log, org, collection in logs:
+        # Streamed: one batch in memory at a time, however long the log.
+        for index, data in conn.execute(
+            "SELECT idx, data FROM batches WHERE log = ? ORDER BY idx", (log,)
+        ):
+            batch = decode_batch(data, org=org, collection=collection, index=index)
+            apply_entries(conn, log, batch.entries)
+
+
+def _m3_taxii(db: sqlite_utils.Database) -> None:
     # The TAXII read API: reader tokens, and the indicators each log's collection serves
     # (store/tokens.py, store/indicators.py), made from the batches already stored.
     for statement in (*tokens.SCHEMA, *indicators.SCHEMA):
@@ -197,9 +208,4 @@ def _m4_taxii(db: sqlite_utils.Database) -> None:
     indicators.rebuild(db.conn)
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    _m1_initial,
-    _m2_retractions_kept,
-    _m3_arrivals,
-    _m4_taxii,
-)
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_merged_list_v2, _m3_taxii)

@@ -97,6 +97,7 @@ class Peers:
             self._conn.execute("DELETE FROM peer_keys WHERE org = ?", (org,))
             self._conn.execute("DELETE FROM grants WHERE reader = ?", (org,))
             self._conn.execute("DELETE FROM peer_status WHERE org = ?", (org,))
+            self._conn.execute("DELETE FROM peer_listings WHERE org = ?", (org,))
 
     def grant(self, reader: str, log_id: str) -> None:
         check_org(reader)
@@ -187,6 +188,24 @@ class Peers:
                 " last_error = excluded.last_error, failures = excluded.failures",
                 (org, now, now if error is None else None, error, failures),
             )
+
+    def note_listing(self, org: str, sizes: dict[str, int], *, now: str) -> None:
+        """Record what ``org`` listed (log id -> size in batches), replacing the last."""
+        with self._store.transaction():
+            self._conn.execute("DELETE FROM peer_listings WHERE org = ?", (org,))
+            self._conn.executemany(
+                "INSERT INTO peer_listings (org, log_id, size, listed_at) VALUES (?, ?, ?, ?)",
+                [(org, log_id, size, now) for log_id, size in sorted(sizes.items())],
+            )
+
+    def listings(self) -> dict[str, dict[str, int]]:
+        """What each peer last listed: org -> log id -> size in batches."""
+        found: dict[str, dict[str, int]] = {}
+        for org, log_id, size in self._conn.execute(
+            "SELECT org, log_id, size FROM peer_listings ORDER BY org, log_id"
+        ):
+            found.setdefault(org, {})[log_id] = size
+        return found
 
     def status(self) -> dict[str, PeerStatus]:
         rows = self._conn.execute(

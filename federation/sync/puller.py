@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hashfed.federation.clock import timestamp
+from hashfed.federation.events import emit
 from hashfed.federation.store import Store, WrongStart, finish, run_write
 from hashfed.federation.sync.transport import Fetcher
 from hashfed.keys import TrustStore
@@ -50,7 +51,7 @@ from hashfed.keys.errors import (
     ProtocolError,
     VerificationError,
 )
-from hashfed.keys.names import make_log_id, parse_log_id
+from hashfed.keys.names import inert, make_log_id, parse_log_id
 from hashfed.protocol.checkpoint import SignedCheckpoint, verify_checkpoint
 from hashfed.protocol.logview import Assessment, LogView, VerifiedPage
 from hashfed.protocol.merkle import verify_consistency
@@ -87,6 +88,18 @@ class _Overtaken(Exception):
         self.entries = 0  # merged by this pull's own pages before it was overtaken
 
 
+def _listed_sizes(listing: list[dict]) -> dict[str, int]:
+    sizes = {}
+    for item in listing:
+        org, collection, size = item.get("org"), item.get("collection"), item.get("size")
+        if isinstance(org, str) and isinstance(collection, str) and type(size) is int:
+            try:
+                sizes.setdefault(make_log_id(org, collection), size)
+            except ProtocolError:
+                continue
+    return sizes
+
+
 class Puller:
     """Pulls logs from sources into a store.
 
@@ -107,7 +120,7 @@ class Puller:
         clock: Callable[[], float],
         page_batches: int = 4,
         progress: Progress | None = None,
-        log_lock: Callable[[str], asyncio.Lock] | None = None,
+        log_lock: Callable[[str], contextlib.AbstractAsyncContextManager[None]] | None = None,
     ) -> None:
         self.store = store
         self.trust = trust
@@ -116,6 +129,10 @@ class Puller:
         self.page_batches = page_batches
         self.progress = progress
         self.log_lock = log_lock
+        # What the last listing named: log id -> size in batches (for the lag a console
+        # or the metrics show); items without a string org, collection and integer size
+        # are left out.
+        self.listed: dict[str, int] = {}
 
     async def pull_source(self, fetcher: Fetcher, *, only: str | None = None) -> list[LogResult]:
         """Pull every log the source lists that we can verify (or just ``only``)."""
@@ -126,6 +143,7 @@ class Puller:
             )
         results = []
         seen: set[str] = set()
+        self.listed = _listed_sizes(listing)
         for item in listing:
             org, collection = item.get("org"), item.get("collection")
             try:
@@ -326,10 +344,18 @@ class Puller:
         except EquivocationError as exc:
             await run_write(self._keep_evidence, exc, fetcher.source)
         except HashfedError as exc:
-            log.info("gossip from %s: %s: %s", fetcher.source, log_id, exc)
+            log.info("gossip from %s: %s: %s", fetcher.source, log_id, inert(str(exc)))
 
     def _keep_evidence(self, exc: EquivocationError, source: str) -> None:
         """Store the evidence (a write: run it in a worker thread, like a page commit)."""
         now = timestamp(self.clock())
         if self.store.evidence.record_equivocation(exc, source=source, now=now):
-            log.warning("EQUIVOCATION on %s (from %s): %s", exc.log_id, source, exc)
+            emit(
+                "evidence",
+                logging.WARNING,
+                node=self.own_org,
+                log=exc.log_id,
+                kind="equivocation",
+                source=source,
+                detail=str(exc),
+            )

@@ -9,7 +9,7 @@ worker thread (``run_write``), since it may wait for another process's write loc
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 
@@ -33,7 +33,7 @@ async def pull_peer(
     *,
     clock: Callable[[], float] = time.time,
     progress: Progress | None = None,
-    log_lock: Callable[[str], asyncio.Lock] | None = None,
+    log_lock: Callable[[str], contextlib.AbstractAsyncContextManager[None]] | None = None,
 ) -> list[LogResult]:
     """Pull every log ``org`` lets us read. Raises for a failure of the whole round
     (unreachable peer, bad listing); a log that fails is a 'failed' result.
@@ -66,6 +66,8 @@ async def pull_peer(
         except HashfedError as exc:
             await run_write(store.peers.note_pull, org, now=timestamp(clock()), error=str(exc))
             raise
+        if puller.listed:
+            await run_write(store.peers.note_listing, org, puller.listed, now=timestamp(clock()))
         failed = [r for r in results if r.status == "failed"]
         error = "; ".join(f"{r.log_id}: {r.detail}" for r in failed) or None
         await run_write(store.peers.note_pull, org, now=timestamp(clock()), error=error)

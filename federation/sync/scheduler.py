@@ -11,23 +11,24 @@ for ``hashfed status``. Peers added or removed with the CLI are picked up within
 
 Rounds share one lock per log: a log served by two peers (its origin and a relay) is pulled
 from one at a time, so the second finds it up to date instead of failing on pages the first
-has just stored.
+has just stored. A log's lock exists only while a round holds or waits for it
+(``LogLocks``): a peer that lists a million log ids leaves no lock behind.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 import aiohttp
 
 from hashfed.federation.clock import Clock, timestamp
 from hashfed.federation.config import NodeConfig, PullConfig
+from hashfed.federation.events import emit
 from hashfed.federation.home import Home
 from hashfed.federation.store import Store, run_write
 from hashfed.federation.sync.puller import LogResult
@@ -62,6 +63,37 @@ def failures_after(failures: int, results: list[LogResult] | None) -> int:
     return 0
 
 
+def _round_event(
+    node: str,
+    peer: str,
+    results: list[LogResult] | None,
+    error: Exception | None,
+    failures: int,
+    duration_s: float,
+) -> None:
+    """One ``pull`` event per round (``events``): outcome ok or failed, the entries
+    merged, the logs updated and failed, and the error (the round's, or its logs')."""
+    done = results or []
+    failed = [r for r in done if r.status == "failed"]
+    if error is None and failed:
+        error_text: str | None = "; ".join(f"{r.log_id}: {r.detail}" for r in failed)
+    else:
+        error_text = None if error is None else str(error) or type(error).__name__
+    emit(
+        "pull",
+        logging.INFO if failures == 0 else logging.WARNING,
+        node=node,
+        peer=peer,
+        outcome="ok" if failures == 0 else "failed",
+        duration_s=round(duration_s, 3),
+        entries=sum(r.entries for r in done),
+        logs_updated=sum(r.status == "updated" for r in done),
+        logs_failed=len(failed),
+        failures=failures,
+        error=error_text,
+    )
+
+
 class Node(Protocol):
     """What the scheduler needs of a running node (``hashfed.federation.http.node.Node``
     is one): where its store is, its settings and keys, the clock, and the writer
@@ -76,6 +108,31 @@ class Node(Protocol):
     write_lock: asyncio.Lock
 
     def trust(self) -> TrustStore: ...
+
+
+class LogLocks:
+    """One ``asyncio.Lock`` per log id, kept only while some round holds or waits for it:
+    ``async with locks(log_id): ...``. ``len()`` is how many are kept."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}  # the lock, its users
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, log_id: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(log_id, (asyncio.Lock(), 0))
+        self._locks[log_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[log_id]
+            if users == 1:
+                del self._locks[log_id]
+            else:
+                self._locks[log_id] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 
 class SyncScheduler:
@@ -97,10 +154,8 @@ class SyncScheduler:
         self.on_round = on_round
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._supervisor: asyncio.Task[None] | None = None
-        # One lock per log id for every round of this node (created on first use).
-        self._log_locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(
-            asyncio.Lock
-        )
+        # One lock per log id for every round of this node, while a round needs it.
+        self.log_locks = LogLocks()
 
     def start(self) -> None:
         self._supervisor = asyncio.create_task(self._supervise(), name="hashfed-sync")
@@ -144,7 +199,7 @@ class SyncScheduler:
                     self.session,
                     org,
                     clock=node.clock,
-                    log_lock=self._log_locks.__getitem__,
+                    log_lock=self.log_locks,
                 )
         except TimeoutError:
             # pull_peer records every other outcome; a round cut off here never got to.
@@ -161,23 +216,23 @@ class SyncScheduler:
         await asyncio.sleep(self.rng.uniform(0, min(self.node.config.pull.jitter_s, 5.0)))
         while True:
             results: list[LogResult] | None = None
+            started = asyncio.get_running_loop().time()
+            error: Exception | None = None
             try:
                 results = await self._round(org)
             except (HashfedError, TimeoutError) as exc:
-                log.warning("pull from %s failed (%d in a row): %s", org, failures + 1, exc)
+                error = exc  # logged once, with the round (``_round_event``)
                 if self.on_round:
                     self.on_round(org, None, exc)
             except Exception as exc:  # a bug must not end this peer's loop silently
+                error = exc
                 log.exception("pull from %s crashed", org)
                 if self.on_round:
                     self.on_round(org, None, exc)
             else:
-                for result in results:
-                    if result.status == "updated":
-                        log.info(
-                            "%s: %s %d -> %d", org, result.log_id, result.old_size, result.new_size
-                        )
                 if self.on_round:
                     self.on_round(org, results, None)
             failures = failures_after(failures, results)
+            _round_event(self.node.org, org, results, error, failures,
+                         asyncio.get_running_loop().time() - started)
             await asyncio.sleep(next_delay(self.node.config.pull, failures, self.rng))

@@ -4,15 +4,25 @@ implementation with RFC 9421 signed requests.
 The puller only sees ``Fetcher``; a test plugs in a peer that forks, truncates or stalls.
 Every failure here is a ``TransportError`` (with the HTTP status and problem body when the
 peer answered), raised ``from`` the underlying exception.
+
+A peer's request never follows a redirect: a redirect would carry our signed headers to
+an address the peer chose (perhaps from https down to http), and the answer found there
+would be taken for the peer's. A 3xx is an error naming the status and the Location.
+Text from the peer (a problem's ``detail``, a Location, a reason) reaches our messages
+only through ``keys.names.inert``: it may end up on a terminal or in a log.
+
+A 401 ``clock-skew`` problem (the peer found our ``created`` outside its window) is
+worded as what it is, with the offset: the operator has a clock to fix, not a key.
 """
 
 from __future__ import annotations
 
 import base64
+import email.utils
 import json
 import os
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 from urllib.parse import urlencode, urlsplit
 
@@ -21,6 +31,7 @@ from yarl import URL
 
 from hashfed.keys import Signer
 from hashfed.keys.errors import ProtocolError, TransportError
+from hashfed.keys.names import inert
 from hashfed.protocol.batch import MAX_BATCH_BYTES
 from hashfed.protocol.httpsig import RequestTarget, authority_of, new_nonce, sign_request
 from hashfed.protocol.merkle import decode_proof
@@ -114,16 +125,27 @@ class HttpPeer:
             headers.update(extra_headers)
         try:
             async with self.session.request(
-                method, url, data=body, headers=headers, ssl=self.ssl if self.ssl else True
+                method,
+                url,
+                data=body,
+                headers=headers,
+                ssl=self.ssl if self.ssl else True,
+                allow_redirects=False,
             ) as response:
+                if 300 <= response.status < 400:
+                    raise _redirect_error(response.status, response.headers, f"{method} {path}")
                 data = await _read_capped(response, limit)
                 if response.status != expect:
-                    raise _error_from(response.status, data, f"{method} {path}")
+                    raise _error_from(
+                        response.status, data, f"{method} {path}",
+                        our_time=self.clock(), date=response.headers.get("Date"),
+                    )
                 return data
         except TransportError:
             raise
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise TransportError(f"{self.source}: {method} {path}: {exc or type(exc).__name__}") from exc
+            reason = inert(str(exc) or type(exc).__name__)
+            raise TransportError(f"{self.source}: {method} {path}: {reason}") from exc
 
     async def node_info(self) -> dict:
         return _json_object(await self._request("GET", "/v1/node", signed=False), "node info")
@@ -202,14 +224,53 @@ def _json_object(data: bytes, what: str) -> dict:
     return value
 
 
-def _error_from(status: int, data: bytes, what: str) -> TransportError:
+def _redirect_error(status: int, headers: Mapping[str, str], what: str) -> TransportError:
+    location = headers.get("Location")
+    where = f" to {inert(location, 200)}" if location is not None else ""
+    return TransportError(
+        f"{what}: HTTP {status}: the peer redirects{where}; a peer's requests never follow"
+        " a redirect (update its URL with 'hashfed peer add' if it has moved)",
+        status=status,
+    )
+
+
+CLOCK_SKEW = "urn:hashfed:problem:clock-skew"
+
+
+def _error_from(
+    status: int, data: bytes, what: str, *, our_time: float, date: str | None
+) -> TransportError:
     problem: dict | None = None
     detail = ""
     try:
         parsed = json.loads(data)
         if isinstance(parsed, dict):
             problem = parsed
-            detail = str(parsed.get("detail", ""))[:300]
+            detail = inert(str(parsed.get("detail", "")))
     except (ValueError, RecursionError):
-        detail = data[:200].decode("utf-8", "replace")
+        detail = inert(data[:200].decode("utf-8", "replace"), 200)
+    if status == 401 and problem is not None and problem.get("type") == CLOCK_SKEW:
+        detail = _skew_detail(problem, our_time, date) or detail
     return TransportError(f"{what}: HTTP {status}: {detail}".rstrip(": "), status=status, problem=problem)
+
+
+def _skew_detail(problem: dict, our_time: float, date: str | None) -> str | None:
+    """'the peer says our clock is off by N s', from the node's time in the problem
+    (``now``, whole seconds) or else its ``Date`` header."""
+    their_time: float | None = None
+    now = problem.get("now")
+    if type(now) is int:
+        their_time = now
+    elif date is not None:
+        try:
+            their_time = email.utils.parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError, IndexError, OverflowError):
+            their_time = None
+    if their_time is None:
+        return None
+    offset = round(our_time - their_time)
+    side = "ahead of" if offset > 0 else "behind"
+    return (
+        f"clock skew: the peer says our clock is off by {offset} s ({abs(offset)} s {side}"
+        " the peer's); set this machine's clock (NTP) and retry"
+    )

@@ -621,11 +621,15 @@ def test_bench_takes_its_own_options(capsys: pytest.CaptureFixture[str]) -> None
     [
         (["serve", "--port", "99999"], "'99999' is not a port"),
         (["serve", "--local-port", "70000"], "'70000' is not a port"),
+        (["serve", "--port", "\u0663"], "'\u0663' is not a port"),
+        (["serve", "--port", "\u00b2"], "'\u00b2' is not a port"),
+        (["serve", "--port", "9" * 5000], "'99999999999"),
         (["serve", "--public-url", "http://x:99999"], "bad URL"),
         (["serve", "--public-url", "notaurl"], "is not an http:// or https:// URL"),
         (["peer", "add", PEER, "--key", PEER_KEY, "--ca-file", "/nonexistent/ca.pem"], "--ca-file: cannot load"),
     ],
-    ids=["port-too-big", "local-port-too-big", "public-url-bad-port", "public-url-not-a-url", "ca-file-missing"],
+    ids=["port-too-big", "local-port-too-big", "port-arabic-indic-digit", "port-superscript-two",
+         "port-5000-digits", "public-url-bad-port", "public-url-not-a-url", "ca-file-missing"],
 )
 def test_bad_serve_and_peer_arguments_are_one_line(cli: Cli, argv: list[str], message: str) -> None:
     before = home_state(cli.home)
@@ -657,9 +661,13 @@ def test_pdq_lookup_by_hamming_distance(cli: Cli) -> None:
     ("argv", "message"),
     [
         (["lookup", "md5", "0" * 32, "--distance", "3"], "--distance is for pdq hashes"),
-        (["lookup", "pdq", "0" * 64, "--distance", "300"], "--distance must be from 0 to 256"),
+        (["lookup", "pdq", "0" * 64, "--distance", "65"], "--distance must be from 0 to 64"),
+        (["lookup", "pdq", "0" * 64, "--distance", "\u0663"], "--distance must be from 0 to 64 bits, not '\u0663'"),
+        (["lookup", "pdq", "0" * 64, "--distance", "\u00b2"], "--distance must be from 0 to 64 bits, not '\u00b2'"),
+        (["lookup", "pdq", "0" * 64, "--distance", "9" * 5000], "--distance must be from 0 to 64 bits, not '999"),
     ],
-    ids=["not-pdq", "distance-too-big"],
+    ids=["not-pdq", "distance-too-big", "distance-arabic-indic-digit", "distance-superscript-two",
+         "distance-5000-digits"],
 )
 def test_bad_distance_lookups(cli: Cli, argv: list[str], message: str) -> None:
     code, out, err = cli(*argv)

@@ -44,6 +44,9 @@ ERRORS = {
     "bad org": (("token", "add", "Not An Org"), "org"),
     "unknown id": (("token", "revoke", "9"), "no reader token 9"),
     "bad id": (("token", "revoke", "x"), "not a token id"),
+    "superscript id": (("token", "revoke", "\u00b2"), "not a token id"),
+    "arabic-indic id": (("token", "revoke", "\u0663"), "not a token id"),
+    "id past sqlite": (("token", "revoke", str(2**63)), "not a token id"),
 }
 
 

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sys
 from types import FrameType
@@ -164,9 +165,9 @@ async def test_restart_refuses_requests_signed_before_it(homes, downtime_s, crea
             # The same request is still refused late in the window since the start...
             clock.now = float(created + WINDOW_S)
             assert_problem(await _get_as(session, second, headers, PUBLIC), 401, "replayed")
-            # ... and past it, the verifier refuses it as too old.
+            # ... and past it, the verifier refuses it as too old (a clock-skew problem).
             clock.now += 1
-            assert_problem(await _get_as(session, second, headers, PUBLIC), 401, "bad-signature")
+            assert_problem(await _get_as(session, second, headers, PUBLIC), 401, "clock-skew")
             assert snapshot(a) == before
             # Requests signed after the restart are served.
             for created_now in (restart_at, int(clock.now)):
@@ -296,6 +297,72 @@ async def test_expect_100_continue_invites_only_a_sender_it_will_take_a_body_fro
     assert b"application/problem+json" in head
     assert f"urn:hashfed:problem:{slug}".encode() in problem
     assert snapshot(a) == before
+
+
+async def _first_answer(port: int, head: bytes) -> tuple[bytes, dict]:
+    """Send ``head`` on a raw connection; the first answer's head and its problem body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        length = int(next(
+            line.split(b":")[1] for line in answer.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ))
+        return answer, json.loads(await asyncio.wait_for(reader.readexactly(length), 5))
+    finally:
+        writer.close()
+
+
+# (listener, method, path, headers) -> status, problem type: no route but push (and the
+# lookup POST, once its token is checked) answers Expect: 100-continue with an invitation.
+EXPECT_ELSEWHERE = {
+    "open node info": ("peer", "GET", "/v1/node", "", 417, "expectation-failed"),
+    "listing": ("peer", "GET", "/v1/logs", "", 417, "expectation-failed"),
+    "checkpoint": ("peer", "GET", CHECKPOINT, "", 417, "expectation-failed"),
+    "batches": ("peer", "GET", f"/v1/logs/{LOG}/batches?start=0", "", 417, "expectation-failed"),
+    "lookup get": ("lookup", "GET", f"/v1/hashes/md5/{md5(1)}", "", 417, "expectation-failed"),
+    "lookup post without token": ("lookup", "POST", "/v1/lookup", "", 401, "bad-token"),
+}
+
+
+@pytest.mark.parametrize(
+    ("listener", "method", "path", "extra", "status", "slug"),
+    list(EXPECT_ELSEWHERE.values()),
+    ids=list(EXPECT_ELSEWHERE),
+)
+async def test_expect_100_continue_is_not_answered_before_authentication_elsewhere(
+    homes, start_node, listener, method, path, extra, status, slug  # type: ignore[no-untyped-def]
+) -> None:
+    a, _, _ = homes
+    a = configure(a, server={"local_token": "s3cret"})
+    service = await start_node(a, local_port=0)
+    port = service.bound_port if listener == "peer" else service.local_bound_port
+    before = snapshot(a)
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 10\r\n"
+        f"Expect: 100-continue\r\n{extra}\r\n"
+    ).encode()
+    answer, problem = await _first_answer(port, head)
+    # The final answer at once, no "100 Continue": no body is invited.
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer
+    assert problem["type"] == f"urn:hashfed:problem:{slug}"
+    assert snapshot(a) == before
+    assert len(service.node.nonces) == 0
+
+
+async def test_head_of_node_info_is_open_like_its_get(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, _, _ = homes
+    service = await start_node(a)
+    async with aiohttp.ClientSession() as session:
+        get = await send(session, service.url, "GET", "/v1/node")
+        head = await send(session, service.url, "HEAD", "/v1/node")
+        assert (get.status, head.status, head.body) == (200, 200, b"")
+        assert head.headers["Content-Type"] == get.headers["Content-Type"]
+        # The other routes still need a signature, HEAD as much as GET.
+        assert_problem(await send(session, service.url, "GET", CHECKPOINT), 401, "bad-signature")
+        assert (await send(session, service.url, "HEAD", CHECKPOINT)).status == 401
 
 
 # -- a client that goes away ---------------------------------------------------------------

@@ -25,6 +25,7 @@ from tests.helpers import (
     md5,
     send,
     signed,
+    snapshot,
     stage_and_publish,
     wait_until,
 )
@@ -87,7 +88,7 @@ def homes(make_home):  # type: ignore[no-untyped-def]
 # -- slow request heads ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["silent", "first-request", "keep-alive"])
+@pytest.mark.parametrize("mode", ["silent", "first-request", "keep-alive", "leading-blank-lines"])
 async def test_slow_request_head_is_cut_off(homes, start_node, mode: str) -> None:  # type: ignore[no-untyped-def]
     a, b, _ = homes
     a = configure(a, limits={"header_timeout_s": HEADER_TIMEOUT_S})
@@ -100,6 +101,8 @@ async def test_slow_request_head_is_cut_off(homes, start_node, mode: str) -> Non
     lines = head + [f"X-Slow-{i}: {i}\r\n".encode() for i in range(30)]  # 9 s of headers
     if mode == "silent":  # connects and never sends a byte
         lines = []
+    if mode == "leading-blank-lines":  # skipped by the parser: not the end of a head
+        lines = [b"\r\n\r\n", *lines]
     trickle = asyncio.create_task(_trickle(writer, lines, 0.3))
     try:
         # Meanwhile, a normal request on another connection is served.
@@ -311,3 +314,88 @@ async def test_nonce_budget_is_429_never_an_eviction(homes, start_node) -> None:
         assert first.status == 200
         clock.now += 301
         assert (await _get(session, service, b, clock)).status == 200
+
+
+# -- memory a key can make the node hold -------------------------------------------------------
+
+
+def _signed_with_nonce(service: NodeService, signer, nonce: str, created: int) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Headers of a GET of the checkpoint signed with ``nonce`` as it is (``sign_request``
+    would refuse a nonce past the bound; a hostile peer need not use it)."""
+    import base64
+
+    from hashfed.protocol.httpsig import (
+        ALG,
+        BASE_COMPONENTS,
+        LABEL,
+        TAG,
+        RequestTarget,
+        SignatureParams,
+        authority_of,
+        signature_base,
+    )
+
+    target = RequestTarget("GET", authority_of(service.url), CHECKPOINT, "")
+    params = SignatureParams(BASE_COMPONENTS, created, nonce, signer.key_id, ALG, TAG)
+    text = params.serialise()
+    base = signature_base(params.components, target.component_values(), text)
+    signature = base64.b64encode(signer.sign(base)).decode()
+    return {"Signature-Input": f"{LABEL}={text}", "Signature": f"{LABEL}=:{signature}:"}
+
+
+@pytest.mark.parametrize("length", [65, 3900], ids=["65-chars", "3900-chars"])
+async def test_a_nonce_past_64_characters_is_401_and_never_recorded(homes, start_node, length: int) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = homes
+    a, clock = _node(a)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        headers = _signed_with_nonce(service, b.signers[0], "A" * length, int(clock.now))
+        problem = assert_problem(await send(session, service.url, "GET", CHECKPOINT, headers=headers), 401, "bad-signature")
+        assert problem["detail"] == f"nonce is {length} characters, more than 64"
+        assert len(service.node.nonces) == 0
+        # 64 characters (48 random bytes) is still a nonce.
+        headers = _signed_with_nonce(service, b.signers[0], "A" * 64, int(clock.now))
+        assert (await send(session, service.url, "GET", CHECKPOINT, headers=headers)).status == 200
+        assert len(service.node.nonces) == 1
+
+
+async def test_a_key_over_its_rate_has_no_nonce_recorded(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, b, _ = homes
+    a, clock = _node(a, requests_per_second_per_key=1.0, burst_per_key=3)
+    service = await start_node(a, node=Node(a, clock=clock))
+    async with aiohttp.ClientSession() as session:
+        for _ in range(3):
+            assert (await _get(session, service, b, clock)).status == 200
+        for _ in range(20):
+            assert_problem(await _get(session, service, b, clock), 429, "rate-limited")
+    assert len(service.node.nonces) == 3  # one per request served, none per refusal
+
+
+async def test_one_push_at_a_time_per_log(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, c, body = _ngo_and_host(homes, {})
+    service = await start_node(a)
+    node = service.node
+    before = snapshot(a)
+    reader, writer = await _open(service)
+    try:
+        # A first push sends its head and part of its body, then waits.
+        writer.write(_signed_push_head(service, c, body) + body[:10])
+        await writer.drain()
+        await wait_until(lambda: node.pushing == {f"{C}/default"}, what="the first push to start")
+        async with aiohttp.ClientSession() as session:
+            for expect in ({}, {"Expect": "100-continue"}):
+                reply = await signed(
+                    session, service.url, c.signers[0], "POST", f"/v1/logs/{C}/default/batches",
+                    body=body, headers={"Content-Type": "application/x-ndjson", **expect},
+                )
+                problem = assert_problem(reply, 429, "push-in-progress")
+                assert problem["detail"] == f"a push of {C}/default is in progress; push again once it has ended"
+                assert reply.headers["Retry-After"] == "5"
+        assert node.pushing == {f"{C}/default"}  # one slot, held by the first
+        assert snapshot(a) == before
+        writer.write(body[10:])  # the first push ends, and is stored
+        await writer.drain()
+        assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 201")
+    finally:
+        writer.close()
+    assert node.pushing == set()

@@ -27,6 +27,7 @@ from tests.helpers import (
     send,
     sha256,
     stage_and_publish,
+    wait_until,
 )
 
 ORG = "a.example"
@@ -110,6 +111,34 @@ async def test_get_errors(api, home: Home, path: str, status: int, slug: str) ->
     session, url, _ = api
     before = db_snapshot(home.db_path)
     assert_problem(await send(session, url, "GET", path), status, slug)
+    assert db_snapshot(home.db_path) == before
+
+
+# ?distance= is ASCII digits only, bounded, 0..256 (keys.encoding.decimal): anything else is
+# a 400 that names the value, never a 500 and never a digit of another script read as one.
+BAD_DISTANCES = [
+    ("superscript two", "%C2%B2", "'²'"),
+    ("arabic-indic three", "%D9%A3", "'٣'"),
+    ("fullwidth one", "%EF%BC%91", "'１'"),
+    ("5000 digits", "9" * 5000, repr("9" * 80)[:77] + "..."),
+    ("5000 zeros", "0" * 5000, repr("0" * 80)[:77] + "..."),
+    ("257", "257", "'257'"),
+    ("negative", "-1", "'-1'"),
+    ("plus sign", "%2B3", "'+3'"),
+    ("leading zero", "03", "'03'"),
+    ("underscore", "1_0", "'1_0'"),
+    ("space", "%203", "' 3'"),
+    ("empty", "", "''"),
+]
+
+
+@pytest.mark.parametrize(("raw", "shown"), [c[1:] for c in BAD_DISTANCES], ids=[c[0] for c in BAD_DISTANCES])
+async def test_distance_is_ascii_digits_from_0_to_256(api, home: Home, raw: str, shown: str) -> None:  # type: ignore[no-untyped-def]
+    session, url, _ = api
+    before = db_snapshot(home.db_path)
+    reply = await send(session, url, "GET", f"/v1/hashes/pdq/{pdq(1)}", query=f"distance={raw}")
+    problem = assert_problem(reply, 400, "malformed")
+    assert problem["detail"] == f"distance must be a whole number from 0 to 256, not {shown}"
     assert db_snapshot(home.db_path) == before
 
 
@@ -286,3 +315,73 @@ async def test_token_header_that_is_not_utf8(guarded) -> None:  # type: ignore[n
         await writer.wait_closed()
     status_line = response.split(b"\r\n", 1)[0]
     assert status_line == b"HTTP/1.1 401 Unauthorized", response[:200]
+
+
+# -- the connection guards: the same as the peer listener's ---------------------------------------
+
+
+@pytest.fixture
+async def tight(home: Home, start_node):  # type: ignore[no-untyped-def]
+    """A node whose limits are small, with its lookup listener."""
+    home = configure(
+        home,
+        limits={"header_timeout_s": 1.0, "body_timeout_s": 1.0, "max_connections_per_address": 3},
+    )
+    return await start_node(home, local_port=0)
+
+
+async def _open_lookup(service) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:  # type: ignore[no-untyped-def]
+    return await asyncio.open_connection("127.0.0.1", service.local_bound_port)
+
+
+async def _eof(reader: asyncio.StreamReader) -> bytes:
+    try:
+        return await asyncio.wait_for(reader.read(), 5)
+    except ConnectionResetError:
+        return b""
+
+
+async def test_lookup_listener_caps_connections_per_address(tight) -> None:  # type: ignore[no-untyped-def]
+    held = [await _open_lookup(tight) for _ in range(3)]
+    try:
+        extra = [await _open_lookup(tight) for _ in range(5)]
+        for reader, writer in extra:  # closed at once, before any byte
+            assert await _eof(reader) == b""
+            writer.close()
+        assert tight.local_site.guard.refused == 5
+        assert dict(tight.local_site.guard.open_by_address) == {"127.0.0.1": 3}
+        async with aiohttp.ClientSession() as session:  # the peer listener still answers
+            assert (await send(session, tight.url, "GET", "/v1/node")).status == 200
+    finally:
+        for _, writer in held:
+            writer.close()
+
+
+async def test_lookup_listener_cuts_off_a_slow_or_silent_head(tight) -> None:  # type: ignore[no-untyped-def]
+    silent = await _open_lookup(tight)
+    slow = await _open_lookup(tight)
+    slow[1].write(b"GET /v1/hashes/md5/" + md5(1).encode() + b" HTTP/1.1\r\nX-Slow: 1\r\n")
+    for reader, writer in (silent, slow):
+        assert await _eof(reader) == b""  # no answer at all: the connection is closed
+        writer.close()
+    assert tight.local_site.guard.timeouts == 2
+    await wait_until(lambda: not tight.local_site.guard.open_by_address, what="both closed")
+
+
+async def test_lookup_listener_gives_a_stalled_body_408(tight) -> None:  # type: ignore[no-untyped-def]
+    reader, writer = await _open_lookup(tight)
+    try:
+        writer.write(
+            b"POST /v1/lookup HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 100\r\n\r\n{\"hashes\": ["
+        )
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        assert head.startswith(b"HTTP/1.1 408 "), head
+        length = int(next(
+            line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")
+        ))
+        problem = json.loads(await asyncio.wait_for(reader.readexactly(length), 5))
+        assert problem["type"] == "urn:hashfed:problem:body-timeout"
+        assert problem["detail"] == "the body did not arrive within 1 s"
+    finally:
+        writer.close()

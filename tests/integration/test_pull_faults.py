@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import sqlite3
 import threading
@@ -28,6 +29,7 @@ from hashfed.federation.home import Home
 from hashfed.federation.http.service import NodeService
 from hashfed.federation.store import Store
 from hashfed.federation.sync.puller import MAX_LISTING, LogResult, Puller
+from hashfed.federation.sync.scheduler import LogLocks
 from hashfed.federation.sync.transport import HttpPeer
 from hashfed.keys import (
     EquivocationError,
@@ -227,7 +229,7 @@ class World:
         self,
         store: Store,
         page_batches: int = 2,
-        log_lock: Callable[[str], asyncio.Lock] | None = None,
+        log_lock: Callable[[str], contextlib.AbstractAsyncContextManager[None]] | None = None,
     ) -> Puller:
         return Puller(
             store,
@@ -795,14 +797,15 @@ async def test_one_log_from_two_sources_at_once_is_pulled_from_one(world: World)
     a relay. With the node's lock per log, the second pull waits, then finds the log up
     to date; without it, it fetched the same pages and failed ("page starts at 0, store
     holds 4"), which showed in the status and fed the relay's backoff."""
-    locks: collections.defaultdict[str, asyncio.Lock] = collections.defaultdict(asyncio.Lock)
+    locks = LogLocks()
     origin, relay = world.honest(4), world.honest(4)
     relay.source = "fake://relay"
     with Store(world.reader.db_path) as one, Store(world.reader.db_path) as two:
         results = await asyncio.gather(
-            world.puller(one, 4, locks.__getitem__).pull_log(origin, LOG),
-            world.puller(two, 4, locks.__getitem__).pull_log(relay, LOG),
+            world.puller(one, 4, locks).pull_log(origin, LOG),
+            world.puller(two, 4, locks).pull_log(relay, LOG),
         )
+    assert len(locks) == 0  # none kept once no pull needs it
 
     assert [(r.status, r.old_size, r.new_size, r.detail) for r in results] == [
         ("updated", 0, 4, ""),
@@ -811,6 +814,30 @@ async def test_one_log_from_two_sources_at_once_is_pulled_from_one(world: World)
     assert relay.requests == [("checkpoint", 0, 0)]
     assert served(world.reader) == (4, 4, world.notes[4])
     assert merged_list(world.reader) == merged_list(world.acme)
+
+
+async def test_log_locks_are_kept_only_while_a_pull_needs_them() -> None:
+    """A peer may list any number of log ids; the scheduler keeps a lock only for those a
+    round holds or waits for (it kept one per id ever listed, forever)."""
+    locks = LogLocks()
+    for n in range(1000):
+        async with locks(f"org{n}.example/default"):
+            assert len(locks) == 1
+    assert len(locks) == 0
+
+    order: list[str] = []
+
+    async def second() -> None:
+        async with locks(LOG):
+            order.append("second")
+
+    async with locks(LOG):
+        waiting = asyncio.create_task(second())
+        await asyncio.sleep(0)  # let it start waiting: still one lock, now two users
+        assert len(locks) == 1
+        order.append("first")
+    await waiting
+    assert order == ["first", "second"] and len(locks) == 0
 
 
 async def test_a_pull_overtaken_by_another_process_ends_without_failure(world: World) -> None:

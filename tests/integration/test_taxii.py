@@ -279,3 +279,45 @@ async def test_v1_stays_signed_only(node, homes) -> None:  # type: ignore[no-unt
         ) as reply:
             assert reply.status == 401
             assert reply.headers["Content-Type"] == "application/problem+json"
+
+
+# path, with a token or not: every TAXII route refuses Expect: 100-continue before anything
+# else (nothing here takes a body), so no body is invited, even from a client with no token.
+EXPECT = {
+    "discovery, no token": ("GET", "", False),
+    "objects": ("GET", "hashfed/collections/{default}/objects/", True),
+    "post objects": ("POST", "hashfed/collections/{default}/objects/", True),
+    "post objects, no token": ("POST", "hashfed/collections/{default}/objects/", False),
+    "unknown resource, no token": ("PUT", "nowhere/", False),
+}
+
+
+@pytest.mark.parametrize("name", list(EXPECT), ids=list(EXPECT))
+async def test_expect_100_continue_is_refused_without_inviting_a_body(node, homes, name: str) -> None:  # type: ignore[no-untyped-def]
+    a = homes["a"]
+    method, path, with_token = EXPECT[name]
+    token = add_token(a, B)
+    path = path.format(default=collection_id(f"{A}/default"))
+    auth = f"Authorization: {_basic(B, token)}\r\n" if with_token else ""
+    before = db_snapshot(a.db_path)
+    reader, writer = await asyncio.open_connection("127.0.0.1", node.bound_port)
+    try:
+        writer.write(
+            (
+                f"{method} /taxii2/{path} HTTP/1.1\r\nHost: 127.0.0.1:{node.bound_port}\r\n"
+                f"Accept: {TAXII}\r\n{auth}Content-Length: 10\r\nExpect: 100-continue\r\n\r\n"
+            ).encode()
+        )
+        await writer.drain()
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+        # The final answer at once, no "100 Continue".
+        assert head.startswith(b"HTTP/1.1 417 "), head
+        length = next(
+            int(line.split(b":")[1]) for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        body = json.loads(await asyncio.wait_for(reader.readexactly(length), 5))
+    finally:
+        writer.close()
+    assert body["http_status"] == "417" and b"taxii+json" in head
+    assert db_snapshot(a.db_path) == before

@@ -39,7 +39,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashfed.keys.ed25519 import Signer, Verifier
-from hashfed.keys.errors import ProtocolError, VerificationError
+from hashfed.keys.errors import ClockSkewError, ProtocolError, VerificationError
 from hashfed.protocol import _sfv as sfv
 from hashfed.protocol import httpsig
 from hashfed.protocol.httpsig import (
@@ -475,10 +475,11 @@ _BAD_REQUESTS: list[tuple[str, Callable[[], Request], type[Exception]]] = [
     ("nonce-padded", lambda: param("nonce", f'"{NONCE}=="'), PE),
     ("nonce-not-url-alphabet", lambda: param("nonce", f'"{_b64(bytes([251]) * 16)}"'), PE),
     ("nonce-non-canonical", lambda: param("nonce", f'"{new_nonce(bytes(16))[:-1]}B"'), PE),
+    ("nonce-past-64-chars", lambda: param("nonce", f'"{new_nonce(bytes(49))}"'), PE),
     ("nonce-15-bytes", lambda: param("nonce", f'"{httpsig._b64url(bytes(15))}"'), PE),
     # Time, key, digest and signature.
-    ("created-301s-ago", lambda: replace(signed(), now=CREATED + 301), VE),
-    ("created-301s-ahead", lambda: replace(signed(), now=CREATED - 301), VE),
+    ("created-301s-ago", lambda: replace(signed(), now=CREATED + 301), ClockSkewError),
+    ("created-301s-ahead", lambda: replace(signed(), now=CREATED - 301), ClockSkewError),
     ("unknown-keyid", lambda: signed(params=_OTHER_KEYID, signer=OTHER), VE),
     ("lookup-returns-other-key", lambda: replace(signed(), lookup=lambda _: OTHER.verifier()), VE),
     ("digest-missing", lambda: with_headers(signed(), Content_Digest=None), VE),

@@ -4,7 +4,8 @@ against the folders.
 
     keys  <-  protocol  <-  formats, media  (pure: no IO, no clock)
                         <-  federation: merged <- store <- home, publish, report <- sync
-                                        <- http <- demo <- cli       (clock, config: any)
+                                        <- http <- demo <- cli
+                                                     (clock, config, events: any)
 
 An arrow that points up, or a cycle between modules, fails here.
 """
@@ -31,6 +32,8 @@ ALLOWED = {
 FEDERATION_RANK = {
     "clock": 0,
     "config": 0,
+    "events": 0,
+    "configdoc": 1,
     "merged": 1,
     "store": 2,
     "home": 3,

@@ -16,6 +16,7 @@ from hashfed.keys.names import (
     check_collection,
     check_label,
     check_org,
+    inert,
     make_log_id,
     parse_log_id,
 )
@@ -167,3 +168,34 @@ def test_long_bad_values_are_shortened_in_messages() -> None:
     with pytest.raises(ProtocolError) as info:
         check_label("A" * 10_000)
     assert len(str(info.value)) < 200
+
+
+# -- inert: text from elsewhere, safe for a terminal or a log ----------------------------------
+
+INERT_CASES = [
+    ("plain", "peer says no", "peer says no"),
+    ("csi", "\x1b[2J\x1b[31mred", "\\x1b[2J\\x1b[31mred"),
+    ("osc title", "\x1b]0;owned\x07", "\\x1b]0;owned\\x07"),
+    ("c1 csi", "a\x9bb", "a\\x9bb"),
+    ("new log line", "ok\r\n2026 ERROR forged", "ok\\r\\n2026 ERROR forged"),
+    ("bidi override", "gnp\u202e.exe", "gnp\\u202e.exe"),
+    ("del and nul", "\x7f\x00", "\\x7f\\x00"),
+    ("printable unicode kept", "café ✓", "café ✓"),
+]
+
+
+@pytest.mark.parametrize(("text", "shown"), [c[1:] for c in INERT_CASES], ids=[c[0] for c in INERT_CASES])
+def test_inert_escapes_what_a_terminal_would_act_on(text: str, shown: str) -> None:
+    assert inert(text) == shown
+
+
+def test_inert_is_bounded_and_never_cuts_an_escape() -> None:
+    assert inert("x" * 300) == "x" * 300
+    assert inert("x" * 301) == "x" * 297 + "..."
+    assert inert("\x1b" * 10, 10) == "\\x1b..."
+
+
+@given(st.text(), st.integers(min_value=3, max_value=400))
+def test_inert_output_is_printable_and_within_its_bound(text: str, bound: int) -> None:
+    shown = inert(text, bound)
+    assert shown.isprintable() and len(shown) <= bound

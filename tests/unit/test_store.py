@@ -635,6 +635,11 @@ def test_migration_2_brings_back_retractions_version_1_dropped(path: Path) -> No
     # What version 1 left: no retracted column, no row for the retracted add.
     store.conn.execute("DELETE FROM contributions WHERE retracted = 1")
     store.conn.execute("ALTER TABLE contributions DROP COLUMN retracted")
+    store.conn.execute("DROP TABLE arrivals")
+    store.conn.execute("DROP TABLE pdq_values")
+    store.conn.execute("DROP TABLE peer_listings")
+    for table in ("reader_tokens", "indicators"):  # migration 3's
+        store.conn.execute(f"DROP TABLE {table}")
     store.conn.execute("PRAGMA user_version = 1")
     store.close()
 

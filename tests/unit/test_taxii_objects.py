@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from multidict import MultiDict, MultiDictProxy
 
 from hashfed.federation.http.taxii_query import (
+    MAX_CURSOR,
     MAX_LIMIT,
+    MAX_LIMIT_TEXT,
     ObjectWriter,
     TaxiiError,
     accepts_taxii,
@@ -75,27 +77,41 @@ def test_accept(name: str) -> None:
 
 
 
+_LIMIT_RANGE = f"limit must be a whole number from 0 to {MAX_LIMIT_TEXT}, not "
+_NEXT_RANGE = f"next must be a whole number from 0 to {MAX_CURSOR}, not "
+
 BAD_QUERIES = {
-    "limit zero": {"limit": "0"},
-    "limit sign": {"limit": "+5"},
-    "limit text": {"limit": "ten"},
-    "next text": {"next": "abc"},
-    "next negative": {"next": "-1"},
-    "added_after date only": {"added_after": "2026-01-01"},
-    "added_after offset": {"added_after": "2026-01-01T00:00:00+01:00"},
-    "added_after month 13": {"added_after": "2026-13-01T00:00:00Z"},
-    "match id not stix": {"match[id]": "indicator-1"},
-    "match id empty item": {"match[id]": "indicator--00000000-0000-0000-0000-000000000000,"},
-    "match type bad": {"match[type]": "Indicator!"},
-    "match version bad": {"match[version]": "latest"},
+    "limit zero": ({"limit": "0"}, "limit must be at least 1"),
+    "limit sign": ({"limit": "+5"}, _LIMIT_RANGE + "'+5'"),
+    "limit text": ({"limit": "ten"}, _LIMIT_RANGE + "'ten'"),
+    "limit leading zero": ({"limit": "05"}, _LIMIT_RANGE + "'05'"),
+    "limit superscript two": ({"limit": "\u00b2"}, _LIMIT_RANGE + repr("\u00b2")),
+    "limit arabic-indic three": ({"limit": "\u0663"}, _LIMIT_RANGE + repr("\u0663")),
+    "limit 5000 digits": ({"limit": "9" * 5000}, None),
+    "limit twice": (MultiDict([("limit", "1"), ("limit", "2")]), "limit is given more than once"),
+    "next text": ({"next": "abc"}, _NEXT_RANGE + "'abc'"),
+    "next negative": ({"next": "-1"}, _NEXT_RANGE + "'-1'"),
+    "next fullwidth digit": ({"next": "\uff17"}, _NEXT_RANGE + repr("\uff17")),
+    "next past sqlite": ({"next": str(2**63)}, _NEXT_RANGE + repr(str(2**63))),
+    "added_after date only": ({"added_after": "2026-01-01"}, None),
+    "added_after offset": ({"added_after": "2026-01-01T00:00:00+01:00"}, None),
+    "added_after month 13": ({"added_after": "2026-13-01T00:00:00Z"}, None),
+    "match id not stix": ({"match[id]": "indicator-1"}, None),
+    "match id empty item": ({"match[id]": "indicator--00000000-0000-0000-0000-000000000000,"}, None),
+    "match type bad": ({"match[type]": "Indicator!"}, None),
+    "match version bad": ({"match[version]": "latest"}, None),
 }
 
 
 @pytest.mark.parametrize("name", list(BAD_QUERIES), ids=list(BAD_QUERIES))
 def test_bad_queries_are_400(name: str) -> None:
+    params, description = BAD_QUERIES[name]
     with pytest.raises(TaxiiError) as caught:
-        parse_query(MultiDictProxy(MultiDict(BAD_QUERIES[name])))
+        parse_query(MultiDictProxy(MultiDict(params)))
     assert caught.value.status == 400
+    if description is not None:
+        assert caught.value.description == description
+    assert len(caught.value.description) < 200  # a 5,000-digit value is not echoed
 
 
 def test_good_queries() -> None:
