@@ -45,6 +45,7 @@ import base64
 import binascii
 import logging
 import math
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -70,10 +71,11 @@ from hashfed.federation.http.taxii_query import (
 )
 from hashfed.federation.store import LogState, run_write
 from hashfed.federation.store.tokens import LAST_USED_RESOLUTION_S, ReaderToken
+from hashfed.keys.errors import StoreError
 from hashfed.keys.names import inert
 from hashfed.protocol.batch import parse_created
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 PREFIX: Final = "/taxii2"
 API_ROOT: Final = "hashfed"
@@ -179,7 +181,7 @@ async def taxii_middleware(request: web.Request, handler: Handler) -> web.Stream
     except ConnectionResetError:
         raise  # the client went away: the peer app's problem middleware logs it quietly
     except Exception:
-        log.exception("unhandled error in %s %s", request.method, inert(request.path))
+        logger.exception("unhandled error in %s %s", request.method, inert(request.path))
         return TaxiiError(500, "Internal server error", "internal error; see the node's log").response()
 
 
@@ -254,6 +256,25 @@ async def collection(request: web.Request) -> web.Response:
     return taxii_response(_collection(_the_log(request)))
 
 
+async def _current(request: web.Request, log: LogState) -> None:
+    """Bring the log's objects up to the size the caller saw served, before a read:
+    nothing to do unless a pull, push or publish served batches since the last read; else
+    slices folded in by the writer, each under ``write_lock`` on its own, so a pull or push
+    waiting for the lock gets in between them (``store/indicators.py``)."""
+    node: Node = request.app[NODE]
+    folded = node.store.indicators.folded(log.id)
+    if folded >= log.size:
+        return
+    started, behind = time.monotonic(), log.size - folded
+    while folded < log.size:
+        async with node.write_lock:  # node.writer is used only under it, in a worker thread
+            now_folded = await run_write(node.writer.indicators.fold_slice, log.id)
+        if now_folded <= folded:  # a served log only grows: this would loop for ever
+            raise StoreError(f"{log.log_id}: served size {log.size}, yet only {now_folded} batches to fold")
+        folded = now_folded
+    logger.info("taxii: folded %d served batches of %s in %.2f s", behind, log.log_id, time.monotonic() - started)
+
+
 def _page(request: web.Request, log: LogState, query: Query) -> tuple[list, bool]:
     if query.nothing:
         return [], False
@@ -294,35 +315,43 @@ def _object_id(request: web.Request) -> uuid.UUID:
 
 async def objects(request: web.Request) -> web.Response:
     log = _the_log(request)
-    rows, more = _page(request, log, parse_query(request.rel_url.query))
+    query = parse_query(request.rel_url.query)
+    await _current(request, log)
+    rows, more = _page(request, log, query)
     return _envelope(rows, more, "objects", list(map(ObjectWriter(log.org, log.collection), rows)))
 
 
-def _held(request: web.Request, log: LogState) -> uuid.UUID:
-    """The object the path names, if the collection holds it (404 otherwise)."""
-    object_id = _object_id(request)
+def _held(request: web.Request, log: LogState, object_id: uuid.UUID) -> None:
+    """404 unless the collection holds the object the path names."""
     if not _page(request, log, parse_query(NO_QUERY, object_id=object_id))[0]:
         raise TaxiiError(404, "Not found", f"no object indicator--{object_id} in this collection")
-    return object_id
+
+
+async def _object_page(request: web.Request) -> tuple[LogState, list, bool]:
+    log = _the_log(request)
+    object_id = _object_id(request)
+    query = parse_query(request.rel_url.query, object_id=object_id)
+    await _current(request, log)
+    _held(request, log, object_id)
+    rows, more = _page(request, log, query)
+    return log, rows, more
 
 
 async def one_object(request: web.Request) -> web.Response:
-    log = _the_log(request)
-    object_id = _held(request, log)
-    rows, more = _page(request, log, parse_query(request.rel_url.query, object_id=object_id))
+    log, rows, more = await _object_page(request)
     return _envelope(rows, more, "objects", list(map(ObjectWriter(log.org, log.collection), rows)))
 
 
 async def versions(request: web.Request) -> web.Response:
-    log = _the_log(request)
-    object_id = _held(request, log)
-    rows, more = _page(request, log, parse_query(request.rel_url.query, object_id=object_id))
+    _, rows, more = await _object_page(request)
     return _envelope(rows, more, "versions", [manifest_entry(row)["version"] for row in rows])
 
 
 async def manifest(request: web.Request) -> web.Response:
     log = _the_log(request)
-    rows, more = _page(request, log, parse_query(request.rel_url.query))
+    query = parse_query(request.rel_url.query)
+    await _current(request, log)
+    rows, more = _page(request, log, query)
     return _envelope(rows, more, "objects", [manifest_entry(row) for row in rows])
 
 

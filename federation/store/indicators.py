@@ -1,6 +1,6 @@
 """What the TAXII collections serve (``federation/http/taxii.py``): per log, one STIX
-Indicator per hash the log added, in its current version, written by the commit path in the
-page's own transaction and read a page at a time by a key seek.
+Indicator per hash the log added, in its current version, folded in from the log's served
+batches when TAXII is read, and read a page at a time by a key seek.
 
 Decisions (each is what a TAXII client such as MISP or OpenCTI needs to stay correct):
 
@@ -8,9 +8,9 @@ Decisions (each is what a TAXII client such as MISP or OpenCTI needs to stay cor
   union or contributor list, which would tell a reader about logs it may not read. Its id is
   ``indicator--`` + UUIDv5(:data:`ID_NAMESPACE`, ``"<log id> <type>:<value>"``), with
   ``" #<generation>"`` appended from the second generation on (below).
-- **One version is held**, the current one. A page that changes the hash (new labels, a
+- **One version is held**, the current one. A batch that changes the hash (new labels, a
   retraction) makes a new version and moves the object to the end of the collection; a
-  page that changes nothing (an add with the same labels, a remove of what is not active)
+  batch that changes nothing (an add with the same labels, a remove of what is not active)
   makes none. TAXII lets a server keep what versions it likes; ``first``/``last``/``all``
   all name this one.
 - **Revoked is final** (STIX 2.1 §3.6: no version may follow a revoked one). A ``remove``
@@ -20,18 +20,37 @@ Decisions (each is what a TAXII client such as MISP or OpenCTI needs to stay cor
   the previous version when the log's clock did not move (batches are stamped in whole
   seconds); **``created``** is the generation's first ``modified``. Both in milliseconds,
   STIX's precision.
-- **A collection shows what ``/v1/`` serves**: versions are made when their batches
-  become served (``Logs.accept_checkpoint``), never from batches held past the served
-  checkpoint (a pull or push part-way, a publish not yet signed).
+- **A collection shows what ``/v1/`` serves**: only batches below ``logs.size`` (the served
+  checkpoint) are ever folded in, never batches held past it (a pull or push part-way, a
+  publish not yet signed), and a TAXII read first brings the log's table up to the size it
+  saw (below), so it shows every batch ``/v1/`` served at that moment.
 - **``date_added``** is when the batch arrived here (``arrivals.arrived_at``; a batch stored
   before that table has none, and its own ``created`` stands in: it cannot have arrived
-  earlier). It is made strictly increasing per log, in microseconds (each object at least
-  1 µs after the one before), so it is a unique key: ``added_after`` alone never skips an
-  object that shares a time with the last one a client saw, and the ``next`` cursor is
-  just a ``date_added``. A clock that steps back cannot put a new version before old
-  ones.
+  earlier), not when it was folded in. It is made strictly increasing per log, in
+  microseconds (each object at least 1 µs after the one before), so it is a unique key:
+  ``added_after`` alone never skips an object that shares a time with the last one a client
+  saw, and the ``next`` cursor is just a ``date_added``. A clock that steps back cannot put
+  a new version before old ones.
 - **Opinions are not indicators**: an org's view of a hash is not a claim that it is
   abusive, and STIX has no field for "false positive" on an indicator.
+
+**When versions are made: lazily, by the reader, in slices.** The table is a function of
+each log's served batches in index order (every version, id and time above depends only on
+the batches before it and their arrival times), so it can be made at any time after they
+are served and come out the same. It is not made on the commit path: folding re-decodes
+every batch and writes a row with three index entries per hash, which cost a full sync of
+1,000,000 entries several seconds in its last transaction, for a table most nodes never
+read. Instead ``taxii_progress`` holds, per log, how many served batches are folded in;
+a TAXII read of a log compares it with ``logs.size`` (one key lookup: the cheap, common
+case) and, when it is behind, calls :meth:`Indicators.fold_slice` until it is not. Each
+call folds at most :data:`FOLD_SLICE_BATCHES` batches in a transaction of its own on the
+node's writer (under ``node.write_lock``), reading the progress inside that transaction,
+so two readers, or two processes, never fold a batch twice. The slice bounds how long one
+transaction holds the write lock (measured on the project's VM: about 0.3 s a slice of
+40,000 entries), so a pull or push waiting behind the first TAXII read after a large pull
+gets in between slices instead of waiting for the whole catch-up; that first read pays
+the catch-up itself (about 8 µs an entry). An upgraded store starts with no progress and
+is folded on its first read, the same way.
 
 The reads seek by ``(log, added_us)`` (a unique index), so a page costs the same at any
 depth; ``match[id]`` seeks by ``uuid``.
@@ -47,6 +66,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Final
 
 from hashfed.federation.merged.writer import LABEL_SEPARATOR
+from hashfed.keys.errors import StoreError
 from hashfed.keys.names import make_log_id
 from hashfed.protocol.batch import Batch, decode_batch, parse_created
 
@@ -74,7 +94,17 @@ SCHEMA: Final = (
     """,
     "CREATE UNIQUE INDEX indicators_by_added ON indicators (log, added_us)",
     "CREATE INDEX indicators_by_uuid ON indicators (uuid)",
+    # Per log, how many of its served batches (0..folded-1) are folded into `indicators`.
+    """
+    CREATE TABLE taxii_progress (
+        log     INTEGER PRIMARY KEY REFERENCES logs(id),
+        folded  INTEGER NOT NULL
+    )
+    """,
 )
+
+FOLD_SLICE_BATCHES: Final = 4
+"""The most served batches one :meth:`Indicators.fold_slice` folds in (one transaction)."""
 
 
 def indicator_uuid(log_id: str, hash_type: str, value: str, generation: int) -> uuid.UUID:
@@ -109,7 +139,7 @@ def _us_of_stamp(text: str) -> int:
     return int(parse_created(text).timestamp()) * 1_000_000
 
 
-# -- writing (inside the transaction that serves the batches) -------------------------------
+# -- writing (folding served batches in, off the commit path) -------------------------------
 
 _UPSERT = (
     "INSERT INTO indicators (log, type, value, generation, uuid, labels, revoked,"
@@ -125,11 +155,10 @@ _PRIOR = (
 )
 
 
-def record_served(conn: sqlite3.Connection, log: int, org: str, collection: str, start: int, end: int) -> None:
-    """Make the versions that batches ``start..end-1`` of a log give its hashes, as those
-    batches become served (``Logs.accept_checkpoint``): a collection shows what ``/v1/``
-    serves, never a batch held past the served checkpoint. One batch at a time, so memory
-    stays one batch whatever the range."""
+def _fold(conn: sqlite3.Connection, log: int, org: str, collection: str, start: int, end: int) -> None:
+    """Make the versions that served batches ``start..end-1`` of a log give its hashes, the
+    batches before ``start`` being folded in already. One batch at a time, so memory stays
+    one batch whatever the range."""
     cursor = conn.execute(
         "SELECT b.idx, b.data, a.arrived_at FROM batches AS b"
         " LEFT JOIN arrivals AS a ON a.log = b.log AND a.idx = b.idx"
@@ -194,14 +223,6 @@ def _record_batch(
     conn.executemany(_UPSERT, rows)
 
 
-def rebuild(conn: sqlite3.Connection) -> None:
-    """Make every log's indicators from its served batches. Call inside a transaction."""
-    conn.execute("DELETE FROM indicators")
-    logs = conn.execute("SELECT id, org, collection, size FROM logs ORDER BY id").fetchall()
-    for log, org, collection, size in logs:
-        record_served(conn, log, org, collection, 0, size)
-
-
 # -- reading -------------------------------------------------------------------------------
 
 _COLUMNS = "type, value, uuid, labels, revoked, created_ms, modified_ms, added_us"
@@ -225,7 +246,39 @@ class Indicators:
     """The TAXII objects of a ``Store``, per log (a log's row id)."""
 
     def __init__(self, store: Store) -> None:
+        self._store = store
         self._conn = store.conn
+
+    def folded(self, log: int) -> int:
+        """How many of the log's served batches are folded in (a key lookup)."""
+        row = self._conn.execute("SELECT folded FROM taxii_progress WHERE log = ?", (log,)).fetchone()
+        return 0 if row is None else row[0]
+
+    def fold_slice(self, log: int, *, max_batches: int = FOLD_SLICE_BATCHES) -> int:
+        """Fold in up to ``max_batches`` more of the log's served batches, in a transaction
+        of its own (not inside another); the number folded in after it, which is the log's
+        served size once caught up. The progress is read inside the transaction, so
+        concurrent callers fold each batch once."""
+        if max_batches < 1:
+            raise ValueError(f"max_batches must be at least 1, not {max_batches}")
+        with self._store.transaction() as conn:
+            row = conn.execute(
+                "SELECT l.org, l.collection, l.size, coalesce(p.folded, 0) FROM logs AS l"
+                " LEFT JOIN taxii_progress AS p ON p.log = l.id WHERE l.id = ?",
+                (log,),
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"no log with row id {log}")
+            org, collection, size, folded = row
+            end = min(size, folded + max_batches)
+            if end > folded:
+                _fold(conn, log, org, collection, folded, end)
+                conn.execute(
+                    "INSERT INTO taxii_progress (log, folded) VALUES (?, ?)"
+                    " ON CONFLICT (log) DO UPDATE SET folded = excluded.folded",
+                    (log, end),
+                )
+            return end
 
     def page(
         self,
@@ -254,5 +307,4 @@ class Indicators:
         return [_row(row) for row in cursor.fetchall()]
 
 
-
-__all__ = ["ID_NAMESPACE", "IndicatorRow", "Indicators", "indicator_uuid", "rebuild", "record_served"]
+__all__ = ["FOLD_SLICE_BATCHES", "ID_NAMESPACE", "IndicatorRow", "Indicators", "indicator_uuid"]

@@ -9,9 +9,9 @@ batches), a pull (pages verified against a peer's signed checkpoint) and a push 
 org uploaded). It checks that the page starts at what is held (``WrongStart`` otherwise:
 another writer got there first), stores the batches and leaf hashes, merges their entries
 into the merged list in the same transaction, and, when the page completes the checkpoint
-it was proven against, makes that checkpoint the one served (and, in the same
-transaction, the TAXII versions of the batches it serves: ``indicators.py``). A node never serves a
-checkpoint over leaves it does not hold, and refuses a second root for any size.
+it was proven against, makes that checkpoint the one served. A node never serves a
+checkpoint over leaves it does not hold, and refuses a second root for any size. (What
+TAXII shows of the served batches is made later, off this path: ``indicators.py``.)
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hashfed.federation.merged import writer as merged_writer
-from hashfed.federation.store import indicators
 from hashfed.keys.errors import StoreError
 from hashfed.keys.names import make_log_id, parse_log_id
 from hashfed.protocol.checkpoint import Checkpoint
@@ -293,10 +292,6 @@ class Logs:
                 "INSERT INTO checkpoints (log, size, root, note) VALUES (?, ?, ?, ?)",
                 (log.id, checkpoint.size, checkpoint.root, note),
             )
-        # What TAXII serves of the log follows what is served (store/indicators.py).
-        indicators.record_served(
-            self._conn, log.id, log.org, log.collection, log.size, checkpoint.size
-        )
         self._conn.execute(
             "UPDATE logs SET size = ?, root = ?, checkpoint = ?, pending = NULL WHERE id = ?",
             (checkpoint.size, checkpoint.root, note, log.id),

@@ -202,10 +202,10 @@ def remerge(conn: sqlite3.Connection) -> None:
 
 def _m3_taxii(db: sqlite_utils.Database) -> None:
     # The TAXII read API: reader tokens, and the indicators each log's collection serves
-    # (store/tokens.py, store/indicators.py), made from the batches already stored.
+    # (store/tokens.py, store/indicators.py). The indicators start empty with no progress:
+    # the batches already stored are folded in when TAXII first reads their log.
     for statement in (*tokens.SCHEMA, *indicators.SCHEMA):
         db.execute(statement)
-    indicators.rebuild(db.conn)
 
 
 MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_merged_list_v2, _m3_taxii)

@@ -59,6 +59,23 @@ async def node(homes, start_node):  # type: ignore[no-untyped-def]
     return service
 
 
+def fold_all(home: Home) -> None:
+    """Bring every log's TAXII objects up to date, as the first read of each would."""
+    with home.open_store() as store:
+        for log in store.logs.served():
+            while store.indicators.folded(log.id) < log.size:
+                store.indicators.fold_slice(log.id)
+
+
+def indicator_rows(home: Home) -> tuple[int, int]:
+    """(indicator rows, logs with any progress) in a home's store."""
+    with home.open_store() as store:
+        return (
+            store.conn.execute("SELECT count(*) FROM indicators").fetchone()[0],
+            store.conn.execute("SELECT count(*) FROM taxii_progress").fetchone()[0],
+        )
+
+
 def taxii_url(service) -> str:  # type: ignore[no-untyped-def]
     return f"http://127.0.0.1:{service.bound_port}/taxii2/"
 
@@ -68,6 +85,53 @@ def every_object(collection: Collection, per_request: int, **filters: object) ->
     for envelope in as_pages(collection.get_objects, per_request=per_request, **filters):
         found += envelope.get("objects", [])
     return found
+
+
+async def test_a_pull_commits_no_indicator_rows(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    """Neither the pull nor the publishes before it make TAXII objects: the table is
+    untouched until TAXII is read (store/indicators.py)."""
+    a, c = homes["a"], homes["c"]
+    c_service = await start_node(c)
+    connect(a, c, url=c_service.url)
+    stage_and_publish(c, [Entry.add("md5", md5(i)) for i in range(3)])
+    assert indicator_rows(a) == (0, 0)
+    before = db_snapshot(a.db_path)
+    (result,) = await pull_from(a, c_service.url)
+    assert (result.status, result.new_size) == ("updated", 1)
+    after = db_snapshot(a.db_path)
+    assert after["batches"] != before["batches"]  # the pull did store c's log
+    assert (after["indicators"], after["taxii_progress"]) == ([], [])
+
+
+async def test_a_taxii_read_after_a_pull_shows_the_pulled_objects(node, homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    a, c = homes["a"], homes["c"]
+    token = add_token(a, C)
+    url = f"{taxii_url(node)}hashfed/collections/{collection_id(f'{C}/default')}/"
+    collection = Collection(url, user=C, password=token)
+    assert indicator_rows(a) == (0, 0)  # the fixture's publishes and pull made none
+
+    def patterns() -> list[str]:
+        return [o["pattern"] for o in every_object(collection, 2)]
+
+    assert await asyncio.to_thread(patterns) == [f"[file:hashes.MD5 = '{md5(i)}']" for i in range(3)]
+    # Only the log read was folded in, and a's own logs are still untouched.
+    assert indicator_rows(a) == (3, 1)
+    # A second pull (c retracts one and adds two) shows at the next read, after the cursor.
+    c_service = await start_node(c)
+    stage_and_publish(c, [Entry.remove("md5", md5(1)), Entry.add("md5", md5(7)), Entry.add("md5", md5(8))])
+    await pull_from(a, c_service.url)
+    assert indicator_rows(a) == (3, 1)
+    objects = await asyncio.to_thread(lambda: every_object(collection, 2))
+    assert [(o["pattern"], o.get("revoked", False)) for o in objects] == [
+        (f"[file:hashes.MD5 = '{md5(0)}']", False),
+        (f"[file:hashes.MD5 = '{md5(2)}']", False),
+        (f"[file:hashes.MD5 = '{md5(1)}']", True),
+        (f"[file:hashes.MD5 = '{md5(7)}']", False),
+        (f"[file:hashes.MD5 = '{md5(8)}']", False),
+    ]
+    with a.open_store() as store:
+        log = store.logs.get(f"{C}/default")
+        assert log is not None and store.indicators.folded(log.id) == log.size == 2
 
 
 async def test_discovery_api_root_and_collections_per_token(node, homes) -> None:  # type: ignore[no-untyped-def]
@@ -233,6 +297,7 @@ async def test_refusals_are_taxii_errors_and_change_nothing(node, homes, name: s
         unknown=uuid.UUID(int=7),
     )
     headers = {"Accept": TAXII, **headers_of(tokens)}
+    fold_all(a)  # the objects are current: a refusal must change nothing at all
     before = db_snapshot(a.db_path)
     async with aiohttp.ClientSession() as session:
         async with session.get(taxii_url(node) + path, headers=headers) as reply:
