@@ -38,19 +38,22 @@ Decisions (each is what a TAXII client such as MISP or OpenCTI needs to stay cor
 each log's served batches in index order (every version, id and time above depends only on
 the batches before it and their arrival times), so it can be made at any time after they
 are served and come out the same. It is not made on the commit path: folding re-decodes
-every batch and writes a row with three index entries per hash, which cost a full sync of
-1,000,000 entries several seconds in its last transaction, for a table most nodes never
-read. Instead ``taxii_progress`` holds, per log, how many served batches are folded in;
+every batch and writes a row with three index entries per hash, which would cost a full
+sync of 1,000,000 entries some 28 s of CPU (at the rate below) in its last transaction,
+for a table most nodes never read. Instead ``taxii_progress`` holds, per log, how many served batches are folded in;
 a TAXII read of a log compares it with ``logs.size`` (one key lookup: the cheap, common
 case) and, when it is behind, calls :meth:`Indicators.fold_slice` until it is not. Each
 call folds at most :data:`FOLD_SLICE_BATCHES` batches in a transaction of its own on the
 node's writer (under ``node.write_lock``), reading the progress inside that transaction,
 so two readers, or two processes, never fold a batch twice. The slice bounds how long one
-transaction holds the write lock (measured on the project's VM: about 0.3 s a slice of
-40,000 entries), so a pull or push waiting behind the first TAXII read after a large pull
-gets in between slices instead of waiting for the whole catch-up; that first read pays
-the catch-up itself (about 8 µs an entry). An upgraded store starts with no progress and
-is folded on its first read, the same way.
+transaction holds the write lock: folding costs about 28 µs of CPU an entry (measured on
+the project's 2-core VM: 2.8 s for 100,000; a third of it was ``uuid.uuid5`` before the
+ids were made from ``hashlib`` directly), so a slice of two full batches (20,000 entries)
+holds it about 0.6 s on an idle core, and a pull or push
+waiting behind the first TAXII read after a large pull gets in between slices instead of
+waiting for the whole catch-up. That first read pays the catch-up itself (2.8 s of CPU for
+100,000 entries; ``bench.taxii`` reports its wall time). An upgraded store starts
+with no progress and is folded on its first read, the same way.
 
 The reads seek by ``(log, added_us)`` (a unique index), so a page costs the same at any
 depth; ``match[id]`` seeks by ``uuid``.
@@ -58,6 +61,7 @@ depth; ``match[id]`` seeks by ``uuid``.
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import uuid
 from collections.abc import Sequence
@@ -75,6 +79,7 @@ if TYPE_CHECKING:
 
 ID_NAMESPACE: Final = uuid.UUID("0b4f3c52-6a1e-5d7e-9f3b-8c2d41e7a905")
 """The UUIDv5 namespace of the ids of the indicators TAXII serves (fixed forever)."""
+_NAMESPACE_BYTES: Final = ID_NAMESPACE.bytes
 
 SCHEMA: Final = (
     """
@@ -103,13 +108,24 @@ SCHEMA: Final = (
     """,
 )
 
-FOLD_SLICE_BATCHES: Final = 4
+FOLD_SLICE_BATCHES: Final = 2
 """The most served batches one :meth:`Indicators.fold_slice` folds in (one transaction)."""
 
 
 def indicator_uuid(log_id: str, hash_type: str, value: str, generation: int) -> uuid.UUID:
     name = f"{log_id} {hash_type}:{value}" + (f" #{generation}" if generation else "")
     return uuid.uuid5(ID_NAMESPACE, name)
+
+
+def _indicator_uuid_bytes(log_id: str, hash_type: str, value: str, generation: int) -> bytes:
+    """``indicator_uuid(...).bytes`` (RFC 4122 §4.3: SHA-1 of namespace and name, version
+    5, variant 10) without a ``UUID`` object: the fold makes one per hash, and ``uuid5``
+    was a third of its time. A test holds the two equal."""
+    name = f"{log_id} {hash_type}:{value}" + (f" #{generation}" if generation else "")
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return bytes(digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,9 +230,9 @@ def _record_batch(
                 generation, created_ms = p_generation + 1, modified_ms
             else:
                 generation, created_ms = p_generation, p_created
-        uid = indicator_uuid(log_id, hash_type, value, generation)
+        uid = _indicator_uuid_bytes(log_id, hash_type, value, generation)
         rows.append(
-            (log, hash_type, value, generation, uid.bytes, labels or "", int(revoked),
+            (log, hash_type, value, generation, uid, labels or "", int(revoked),
              created_ms, modified_ms, next_us)
         )
         next_us += 1

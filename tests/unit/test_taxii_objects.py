@@ -20,7 +20,7 @@ from hashfed.federation.http.taxii_query import (
     parse_query,
     stix_indicator,
 )
-from hashfed.federation.store.indicators import IndicatorRow, _stix_id, indicator_uuid
+from hashfed.federation.store.indicators import IndicatorRow, _indicator_uuid_bytes, _stix_id, indicator_uuid
 
 LABELS = st.lists(st.from_regex(r"[a-z0-9][a-z0-9:]{0,8}", fullmatch=True), max_size=3, unique=True).map(
     lambda ls: tuple(sorted(ls))
@@ -122,3 +122,12 @@ def test_good_queries() -> None:
     assert parse_query(MultiDictProxy(MultiDict({"match[version]": "2026-01-01T00:00:00.001Z"}))).modified_ms == (1767225600001,)
     assert parse_query(MultiDictProxy(MultiDict({"match[id]": "malware--00000000-0000-4000-8000-000000000000"}))).nothing
     assert parse_query(MultiDictProxy(MultiDict({"match[foo]": "bar"}))) == parse_query(MultiDictProxy(MultiDict()))
+
+
+@given(
+    log_id=st.text(min_size=1, max_size=40),
+    value=st.text(max_size=70),
+    generation=st.integers(0, 3),
+)
+def test_the_folds_id_bytes_are_uuid5s(log_id: str, value: str, generation: int) -> None:
+    assert _indicator_uuid_bytes(log_id, "md5", value, generation) == indicator_uuid(log_id, "md5", value, generation).bytes
