@@ -37,6 +37,7 @@ from hashfed.federation.cli.peers import (
     cmd_revoke,
 )
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
+from hashfed.federation.cli.tokens import add_token_parser
 from hashfed.federation.events import FORMATS as LOG_FORMATS
 from hashfed.federation.events import LEVELS
 from hashfed.keys.errors import HashfedError
@@ -152,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = keys_sub.add_parser("remove")
     p.add_argument("key_id")
     p.set_defaults(func=cmd_keys_remove)
+
+    add_token_parser(sub, _Parser)
 
     p = sub.add_parser("pull", help="pull every log a peer lets us read")
     p.add_argument("org", nargs="?")

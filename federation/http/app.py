@@ -19,6 +19,8 @@ from hashfed.federation.http.metrics import observe_middleware
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware
 from hashfed.federation.http.push import handle_push, push_expect
+from hashfed.federation.http.taxii import PREFIX as TAXII_PREFIX
+from hashfed.federation.http.taxii import create_taxii_app
 from hashfed.federation.store import LogState
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
@@ -186,4 +188,5 @@ def create_app(node: Node) -> web.Application:
     app.router.add_post(base + "/batches", handle_push, expect_handler=push_expect)
     app.router.add_get(base + "/proof/inclusion", get_inclusion, **no_body)
     app.router.add_get(base + "/proof/consistency", get_consistency, **no_body)
+    app.add_subapp(TAXII_PREFIX, create_taxii_app(node))
     return app

@@ -7,7 +7,8 @@ allow-list, the per-key rate limit, then the nonce (at most ``NONCE_MAX_CHARS`` 
 recorded only once the signature verifies and the key is within its rate). Any failure is
 401 except the limits (429 with ``Retry-After``); a ``created`` outside the window is 401
 ``clock-skew`` with the node's time (``now``), since the usual cause is a clock that is
-off, not a forgery. ``GET /v1/node`` (and its ``HEAD``) alone is open.
+off, not a forgery. ``GET /v1/node`` (and its ``HEAD``) alone is open; a sub-application
+marked ``OWN_AUTH`` (TAXII, ``taxii.py``) checks its own.
 
 No body is read here: an unauthenticated client cannot make the node buffer anything.
 A handler that takes a body reads it with ``read_signed_body`` once it has decided the
@@ -35,6 +36,8 @@ from hashfed.protocol.httpsig import (
 
 PEER = web.RequestKey("peer", str)
 KEY_ID = web.RequestKey("key_id", str)
+OWN_AUTH = web.AppKey("own_auth", bool)
+"""Set on a sub-application that authenticates its own requests (TAXII: reader tokens)."""
 
 
 def _too_many(wait_s: float, who: str) -> Problem:
@@ -64,6 +67,9 @@ def _clock_skew(exc: ClockSkewError) -> Problem:
 @web.middleware
 async def auth_middleware(request: web.Request, handler):  # type: ignore[no-untyped-def]
     if request.method in ("GET", "HEAD") and request.path == "/v1/node":
+        return await handler(request)
+    # Decided by the application the router matched, never by the path's text.
+    if request.match_info.apps[-1].get(OWN_AUTH, False):
         return await handler(request)
     if request.get(PEER) is None:  # not already done by an Expect handler
         authenticate(request)

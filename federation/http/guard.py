@@ -140,3 +140,12 @@ class RateLimiter:
             bucket.tokens -= 1.0
             return 0.0
         return (1.0 - bucket.tokens) / self.rate_per_s
+
+    def wait(self, name: str, now: float) -> float:
+        """The seconds until ``name`` could spend a token (0: now), spending none: for
+        limits that count failures, checked before the attempt and spent after it."""
+        bucket = self._buckets.get(name)
+        if bucket is None:
+            return 0.0
+        tokens = min(float(self.burst), bucket.tokens + max(0.0, now - bucket.stamp) * self.rate_per_s)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate_per_s

@@ -20,7 +20,8 @@ The store's concerns each have a repository of their own, reached from the ``Sto
 ``store.staging`` (own entries not yet published), ``store.peers`` (peers, keys, grants,
 pull status, the trust store), ``store.evidence`` (equivocation), ``store.merged`` (reads
 of the merged list, whose only writer is the commit path) and ``store.changes`` (the
-merged list's change feed).
+merged list's change feed), ``store.tokens`` (TAXII reader tokens) and
+``store.indicators`` (what each log's TAXII collection serves).
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ from hashfed.federation.merged.records import MergedList
 from hashfed.federation.store import migrations
 from hashfed.federation.store.changes import Changes
 from hashfed.federation.store.evidence import EvidenceLog
+from hashfed.federation.store.indicators import Indicators
 from hashfed.federation.store.logs import Logs
 from hashfed.federation.store.peers import Peers
 from hashfed.federation.store.staging import Staging
+from hashfed.federation.store.tokens import Tokens
 from hashfed.keys.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -86,6 +89,8 @@ class Store:
         self.evidence = EvidenceLog(self)
         self.merged = MergedList(conn, self.logs.name)
         self.changes = Changes(self)
+        self.tokens = Tokens(self)
+        self.indicators = Indicators(self)
 
     def close(self) -> None:
         self.conn.close()

@@ -10,7 +10,8 @@ org uploaded). It checks that the page starts at what is held (``WrongStart`` ot
 another writer got there first), stores the batches and leaf hashes, merges their entries
 into the merged list in the same transaction, and, when the page completes the checkpoint
 it was proven against, makes that checkpoint the one served. A node never serves a
-checkpoint over leaves it does not hold, and refuses a second root for any size.
+checkpoint over leaves it does not hold, and refuses a second root for any size. (What
+TAXII shows of the served batches is made later, off this path: ``indicators.py``.)
 """
 
 from __future__ import annotations

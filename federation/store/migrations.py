@@ -14,6 +14,7 @@ from collections.abc import Callable
 import sqlite_utils
 
 from hashfed.federation.merged.writer import apply_entries
+from hashfed.federation.store import indicators, tokens
 from hashfed.protocol.batch import decode_batch
 
 Migration = Callable[[sqlite_utils.Database], None]
@@ -199,4 +200,12 @@ def remerge(conn: sqlite3.Connection) -> None:
             apply_entries(conn, log, batch.entries)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_merged_list_v2)
+def _m3_taxii(db: sqlite_utils.Database) -> None:
+    # The TAXII read API: reader tokens, and the indicators each log's collection serves
+    # (store/tokens.py, store/indicators.py). The indicators start empty with no progress:
+    # the batches already stored are folded in when TAXII first reads their log.
+    for statement in (*tokens.SCHEMA, *indicators.SCHEMA):
+        db.execute(statement)
+
+
+MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_merged_list_v2, _m3_taxii)

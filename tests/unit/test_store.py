@@ -638,6 +638,8 @@ def test_migration_2_brings_back_retractions_version_1_dropped(path: Path) -> No
     store.conn.execute("DROP TABLE arrivals")
     store.conn.execute("DROP TABLE pdq_values")
     store.conn.execute("DROP TABLE peer_listings")
+    for table in ("reader_tokens", "indicators", "taxii_progress"):  # migration 3's
+        store.conn.execute(f"DROP TABLE {table}")
     store.conn.execute("PRAGMA user_version = 1")
     store.close()
 
