@@ -60,13 +60,13 @@ from hashfed.federation.http.taxii_query import (
     NO_QUERY,
     STIX_MEDIA_TYPE,
     TAXII_MEDIA_TYPE,
+    ObjectWriter,
     Query,
     TaxiiError,
     accepts_taxii,
     format_us,
     manifest_entry,
     parse_query,
-    ObjectWriter,
     taxii_response,
 )
 from hashfed.federation.store import LogState, run_write

@@ -18,7 +18,7 @@ import uuid
 import aiohttp
 import pytest
 import stix2
-from taxii2client.v21 import ApiRoot, Collection, Server, as_pages
+from taxii2client.v21 import Collection, Server, as_pages
 
 from hashfed.federation.home import Home
 from hashfed.federation.http.taxii import collection_id

@@ -20,7 +20,12 @@ from hashfed.federation.http.taxii_query import (
     parse_query,
     stix_indicator,
 )
-from hashfed.federation.store.indicators import IndicatorRow, _indicator_uuid_bytes, _stix_id, indicator_uuid
+from hashfed.federation.store.indicators import (
+    IndicatorRow,
+    _indicator_uuid_bytes,
+    _stix_id,
+    indicator_uuid,
+)
 
 LABELS = st.lists(st.from_regex(r"[a-z0-9][a-z0-9:]{0,8}", fullmatch=True), max_size=3, unique=True).map(
     lambda ls: tuple(sorted(ls))
