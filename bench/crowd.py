@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import io
 import json
 import math
@@ -88,7 +89,7 @@ def fill(home_dir: Path, entries: int, limits: Mapping[str, object]) -> float:
     now = datetime.now(UTC).replace(microsecond=0)
     rows = sample_rows(entries, seed="crowd")
     with home.open_store() as store:
-        while chunk := [Entry.add(t, v, labels.split(";")) for t, v, labels in islice(rows, STAGE_CHUNK)]:
+        while chunk := [Entry.add(t, v, ls.split(";")) for t, v, ls in islice(rows, STAGE_CHUNK)]:
             with store.transaction():
                 store.staging.stage("default", chunk)
             publish(store, home.signers, now=now)
@@ -160,14 +161,15 @@ def proc_status(pid: int, field: str) -> int:
 
 
 def _child(args: list[str], log: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=log.open("w"),
-        text=True,
-        cwd=CHECKOUT,
-    )
+    with log.open("w") as stderr:  # the child has its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", *args],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            cwd=CHECKOUT,
+        )
 
 
 def _expect(proc: subprocess.Popen[str], word: str, log: Path) -> None:
@@ -256,8 +258,11 @@ def summarise(raw: dict, entries: int, expected_digest: str) -> dict:
         "finish_s": {"min": finishes[0], "median": statistics.median(finishes), "max": wall,
                      "spread": wall - finishes[0]},
         "pages": len(pages),
-        "page_latency_ms": {"p50": percentile(pages, 0.5) * 1000, "p99": percentile(pages, 0.99) * 1000,
-                            "max": max(pages) * 1000},
+        "page_latency_ms": {
+            "p50": percentile(pages, 0.5) * 1000,
+            "p99": percentile(pages, 0.99) * 1000,
+            "max": max(pages) * 1000,
+        },
         "server_peak_rss_mb": raw["peak_rss_bytes"] / 1e6,
     }
     if raw["flood"] is not None:
@@ -300,6 +305,8 @@ def crowd_run(
         server_hwm = proc_status(server.process.pid, "VmHWM")
     finally:
         server.stop()
+        if server.process.stdout is not None:
+            server.process.stdout.close()
     after = server_state(server_home)
     result = {
         "peers": peers,
@@ -342,8 +349,8 @@ def table(r: dict) -> str:
         lambda x: f"{x['all_finished']}, {x['identical_lists']}, {x['every_entry']}")
     row("served", lambda x: f"{x['served_entries_per_s']:,.0f} entries/s ({x['wall_s']:.1f} s)")
     row("finish times (min / median / max)",
-        lambda x: f"{x['finish_s']['min']:.1f} / {x['finish_s']['median']:.1f} / {x['finish_s']['max']:.1f} s"
-        f" (spread {x['finish_s']['spread']:.1f} s)")
+        lambda x: f"{x['finish_s']['min']:.1f} / {x['finish_s']['median']:.1f} / "
+        f"{x['finish_s']['max']:.1f} s (spread {x['finish_s']['spread']:.1f} s)")
     row("page latency p50 / p99 / max",
         lambda x: f"{x['page_latency_ms']['p50']:.0f} / {x['page_latency_ms']['p99']:.0f} / "
         f"{x['page_latency_ms']['max']:.0f} ms ({x['pages']} pages)")
@@ -362,24 +369,33 @@ def table(r: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.crowd", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.crowd", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--peers", type=int, default=50)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--procs", type=int, default=5, help="puller processes (default 5)")
-    parser.add_argument("--baseline", action="store_true", help="run the crowd again without the flood")
+    parser.add_argument("--baseline", action="store_true",
+                        help="run the crowd again without the flood")
+    parser.add_argument("--limit", action="append", default=[], metavar="NAME=VALUE",
+                        help="a server [limits] setting, e.g. burst_per_address=200")
     parser.add_argument("--json", help="also write the results as JSON to this file")
     parser.add_argument("--keep", help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
+    limits = {}
+    for setting in args.limit:
+        name, _, value = setting.partition("=")
+        limits[name] = float(value) if "." in value else int(value)
     print(f"hashfed crowd: {args.peers} peers, {args.entries:,} entries", file=sys.stderr)
+    run = functools.partial(crowd_run, peers=args.peers, entries=args.entries, procs=args.procs,
+                            baseline=args.baseline, limits=limits)
     if args.keep:
         folder = Path(args.keep)
         folder.mkdir(parents=True, exist_ok=False)
-        result = crowd_run(peers=args.peers, entries=args.entries, procs=args.procs,
-                           workdir=folder, baseline=args.baseline)
+        result = run(workdir=folder)
     else:
         with tempfile.TemporaryDirectory(prefix="hashfed-crowd-") as tmp:
-            result = crowd_run(peers=args.peers, entries=args.entries, procs=args.procs,
-                               workdir=Path(tmp), baseline=args.baseline)
+            result = run(workdir=Path(tmp))
     print(table(result))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

@@ -49,9 +49,10 @@ class Flood:
     def request(self, n: int) -> tuple[str, str, URL, dict[str, str], bytes | None]:
         kind = KINDS[n % len(KINDS)]
         if kind == "push":
-            method, path, query, body = "POST", f"/v1/logs/{self.log_id}/batches", "", self.push_body
+            method, query, body = "POST", "", self.push_body
         else:
-            method, path, query, body = "GET", f"/v1/logs/{self.log_id}/batches", "start=0&end=4", None
+            method, query, body = "GET", "start=0&end=4", None
+        path = f"/v1/logs/{self.log_id}/batches"
         url = URL(f"{self.url}{path}?{query}" if query else f"{self.url}{path}", encoded=True)
         if kind == "unsigned":
             return kind, method, url, {}, body
@@ -69,7 +70,9 @@ class Flood:
             )
         return kind, method, url, headers, body
 
-    async def worker(self, session: aiohttp.ClientSession, stop: asyncio.Event, first: int, step: int) -> None:
+    async def worker(
+        self, session: aiohttp.ClientSession, stop: asyncio.Event, first: int, step: int
+    ) -> None:
         n = first
         while not stop.is_set():
             kind, method, url, headers, body = self.request(n)

@@ -96,9 +96,9 @@ async def pull_one(home_dir: Path, address: str, server_org: str) -> dict:
         error = None
         results = []
         try:
+            timed: aiohttp.ClientSession = TimedSession(session, pages)  # type: ignore[assignment]
             results = await pull_peer(
-                str(home.db_path), home.config, home.signers, TimedSession(session, pages),  # type: ignore[arg-type]
-                server_org,
+                str(home.db_path), home.config, home.signers, timed, server_org
             )
         except HashfedError as exc:
             error = str(exc)

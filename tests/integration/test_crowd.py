@@ -20,7 +20,9 @@ LIMITS = {"requests_per_second_per_address": 1.0, "burst_per_address": 8}
 
 
 def test_crowd_pulls_identical_lists_while_the_flood_is_refused(tmp_path: Path) -> None:
-    report = crowd_run(peers=6, entries=ENTRIES, procs=2, workdir=tmp_path, limits=LIMITS, timeout_s=60)
+    report = crowd_run(
+        peers=6, entries=ENTRIES, procs=2, workdir=tmp_path, limits=LIMITS, timeout_s=60
+    )
     crowd = report["flooded"]
     assert crowd["errors"] == [] and crowd["failed"] == []
     assert (crowd["peers"], crowd["all_finished"]) == (6, True)
