@@ -30,7 +30,7 @@ import aiohttp
 
 from hashfed.federation.home import Home, init_home, open_home
 from hashfed.federation.http.service import NodeService
-from hashfed.federation.matching import match_files
+from hashfed.federation.merged.matching import match_files
 from hashfed.federation.publish import publish
 from hashfed.federation.sync.pusher import push_logs
 from hashfed.federation.sync.rounds import pull_peer

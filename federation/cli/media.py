@@ -3,7 +3,7 @@ match them against the merged list.
 
 ``hash`` prints CSV that ``hashfed import`` reads as it is (``type,value,labels``; each
 hash once per run, however many files share it), or with ``--json`` one object a file.
-``match`` prints, per file, every record it matched (``hashfed.federation.matching``
+``match`` prints, per file, every record it matched (``hashfed.federation.merged.matching``
 decides what a match is), or one JSON object a file. Both hash on every core, draw a
 progress bar on a terminal only, print one line on stderr per file that could not be
 hashed and carry on, and exit 2 at the end if any file failed (``match``: else 0 when some
@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from hashfed.federation.cli._common import EXIT_ERROR, EXIT_NOT_FOUND, CliError, _load
 from hashfed.federation.cli.progress import progress_bar
-from hashfed.federation.matching import FileMatch, Match, match_files
+from hashfed.federation.merged.matching import FileMatch, Match, match_files
 from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError

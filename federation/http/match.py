@@ -7,7 +7,7 @@ object for that file out.
                        video/x-matroska | video/x-msvideo
          body: the file
     → 200 {"path": "upload", "md5", "sha256", "pdq", "quality", ["frames"], "matched",
-           "matches": [...], "warnings": [...]}    (``hashfed.federation.matching``)
+           "matches": [...], "warnings": [...]}    (``hashfed.federation.merged.matching``)
 
 Decisions:
 
@@ -48,7 +48,7 @@ from aiohttp import web
 from hashfed.federation.http.body import read_body
 from hashfed.federation.http.node import NODE
 from hashfed.federation.http.problems import Problem, problem_response
-from hashfed.federation.matching import assemble, plan
+from hashfed.federation.merged.matching import assemble, plan
 from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError

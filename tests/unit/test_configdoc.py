@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from hashfed.federation.config import NodeConfig
-from hashfed.federation.configdoc import DESCRIPTIONS, _keys, render
+from hashfed.federation.cli.configdoc import DESCRIPTIONS, _keys, render
 
 DOC = Path(__file__).parents[2] / "docs" / "config.md"
 
 
 def test_docs_config_md_is_current() -> None:
     assert DOC.read_text(encoding="utf-8") == render(), (
-        "docs/config.md is stale: python -m hashfed.federation.configdoc > docs/config.md"
+        "docs/config.md is stale: python -m hashfed.federation.cli.configdoc > docs/config.md"
     )
 
 

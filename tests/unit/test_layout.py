@@ -4,7 +4,7 @@ against the folders.
 
     keys  <-  protocol  <-  formats, media  (pure: no IO, no clock; media: its IO modules
                                              read files, decode and run worker pools)
-                        <-  federation: merged <- store <- home, publish, report, matching
+                        <-  federation: merged <- store <- home, publish, report
                                         <- sync <- http <- demo <- cli
                                                      (clock, config, events: any)
 
@@ -37,13 +37,11 @@ FEDERATION_RANK = {
     "clock": 0,
     "config": 0,
     "events": 0,
-    "configdoc": 1,
     "merged": 1,
     "store": 2,
     "home": 3,
     "publish": 3,
     "report": 3,
-    "matching": 3,
     "sync": 4,
     "http": 5,
     "cli": 7,
