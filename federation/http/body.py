@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import asyncio
 
+import orjson
 from aiohttp import HttpVersion11, web
 
+from hashfed.federation.http.node import NODE
 from hashfed.federation.http.problems import Problem, problem_response
 
 
@@ -30,6 +32,16 @@ async def read_body(request: web.Request, *, max_bytes: int, timeout_s: float) -
         raise Problem(
             408, "body-timeout", f"the body did not arrive within {timeout_s:g} s"
         ) from exc
+
+
+async def read_json(request: web.Request, *, max_bytes: int) -> object:
+    """``read_body`` within the node's body deadline, parsed as JSON (400 otherwise)."""
+    timeout_s = request.app[NODE].config.limits.body_timeout_s
+    data = await read_body(request, max_bytes=max_bytes, timeout_s=timeout_s)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise Problem(400, "malformed", "the body is not JSON") from exc
 
 
 async def invite_body(request: web.Request) -> web.StreamResponse | None:

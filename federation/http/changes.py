@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 import orjson
 from aiohttp import web
 
-from hashfed.federation.http.body import read_body, refuse_expect
+from hashfed.federation.http.body import read_json, refuse_expect
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem
 from hashfed.federation.publish import publish
@@ -93,12 +93,7 @@ def _opinions(body: object, node: Node) -> tuple[str, list[Entry]]:
 
 async def post_opinions(request: web.Request) -> web.Response:
     node = request.app[NODE]
-    limits = node.config.limits
-    data = await read_body(request, max_bytes=MAX_OPINIONS_BODY, timeout_s=limits.body_timeout_s)
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, "malformed", "the body is not JSON") from exc
+    body = await read_json(request, max_bytes=MAX_OPINIONS_BODY)
     collection, entries = _opinions(body, node)
 
     def stage_and_publish() -> list[dict]:

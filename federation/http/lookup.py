@@ -33,7 +33,7 @@ import orjson
 from aiohttp import web
 
 from hashfed.federation.http import changes, match
-from hashfed.federation.http.body import invite_body, read_body, refuse_expect
+from hashfed.federation.http.body import invite_body, read_json, refuse_expect
 from hashfed.federation.http.console import is_console_route
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.http.problems import Problem, problem_middleware, problem_response
@@ -120,12 +120,7 @@ async def post_lookup(request: web.Request) -> web.Response:
     docstring. Every hash is checked before anything is looked up: one bad one is a 400
     naming it."""
     node = request.app[NODE]
-    limits = node.config.limits
-    data = await read_body(request, max_bytes=MAX_LOOKUP_BODY, timeout_s=limits.body_timeout_s)
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError as exc:
-        raise Problem(400, "malformed", "the body is not JSON") from exc
+    body = await read_json(request, max_bytes=MAX_LOOKUP_BODY)
     if not isinstance(body, dict) or not (
         set(body) - _OPTIONS in ({"hashes"}, {"type", "values"})
     ):
