@@ -28,6 +28,21 @@ def operation(doc: dict[str, Any], method: str, template: str) -> dict[str, Any]
     return op
 
 
+def _validate(doc: dict[str, Any], ref: str, value: object, where: str) -> None:
+    registry = Registry().with_resource(
+        DOC_URI, Resource.from_contents(doc, default_specification=DRAFT202012)
+    )
+    validator = Draft202012Validator({"$ref": DOC_URI + ref}, registry=registry)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.path))
+    assert not errors, f"{where}: {errors[0].message} at {list(errors[0].path)}"
+
+
+def check_problem(doc: dict[str, Any], content_type: str, body: bytes) -> None:
+    """An error that belongs to no operation (405) is still a ``Problem``."""
+    assert content_type.split(";")[0].strip() == "application/problem+json", content_type
+    _validate(doc, "#/components/schemas/Problem", json.loads(body), "problem")
+
+
 def check_answer(
     doc: dict[str, Any], method: str, template: str, status: int, content_type: str, body: bytes
 ) -> None:
@@ -38,15 +53,10 @@ def check_answer(
     media_type = content_type.split(";")[0].strip()
     content = response.get("content", {})
     assert media_type in content, f"{method} {template} {status}: {media_type} not documented"
-    if not media_type.endswith("json"):
+    if media_type != "application/json" and not media_type.endswith("+json"):
         body.decode("utf-8")  # text/plain and ndjson bodies are UTF-8 text
         return
     ref = "#/" + _pointer(
         "paths", template, method.lower(), "responses", str(status), "content", media_type, "schema"
     )
-    registry = Registry().with_resource(
-        DOC_URI, Resource.from_contents(doc, default_specification=DRAFT202012)
-    )
-    validator = Draft202012Validator({"$ref": DOC_URI + ref}, registry=registry)
-    errors = sorted(validator.iter_errors(json.loads(body)), key=lambda e: list(e.path))
-    assert not errors, f"{method} {template} {status}: {errors[0].message} at {list(errors[0].path)}"
+    _validate(doc, ref, json.loads(body), f"{method} {template} {status}")

@@ -18,7 +18,8 @@ RFC 9421 has no OpenAPI security scheme; it is described as two ``apiKey`` heade
 Every ``GET`` route also answers ``HEAD`` (aiohttp adds it); OpenAPI lists only the ``GET``.
 
 Statuses listed per operation are those the node can answer it with; every error body is
-RFC 9457 problem+json (``Problem``). ``tests/integration/test_openapi.py`` keeps this true:
+RFC 9457 problem+json (``Problem``), also a method a path does not have (405, with
+``Allow``), which belongs to no operation. ``tests/integration/test_openapi.py`` keeps this true:
 every route of the running apps is here and every path here is a route, and real answers
 validate against these schemas; ``tests/integration/test_schemathesis.py`` fuzzes both.
 """
@@ -104,7 +105,6 @@ _TITLES = {
     401: "No valid authentication",
     403: "Authenticated but not allowed",
     404: "Not found",
-    405: "Method not allowed",
     408: "The body did not arrive in time",
     409: "Conflict with stored state",
     413: "Too large",
@@ -169,7 +169,7 @@ def _log_params() -> list[Schema]:
 
 def _peer_paths() -> dict[str, Schema]:
     base = "/v1/logs/{org}/{collection}"
-    log_errors = (400, 401, 403, 404, 405, 417, 429)
+    log_errors = (400, 401, 403, 404, 417, 429)
     proof = _ok("The proof (RFC 9162 §2.1)", JSON, _ref("Proof"))
     return {
         "/v1/node": {
@@ -179,7 +179,7 @@ def _peer_paths() -> dict[str, Schema]:
                 "security": [],
                 "responses": {
                     **_ok("The node", JSON, _ref("NodeInfo")),
-                    **_problems(405, 417, 429),
+                    **_problems(417, 429),
                 },
             }
         },
@@ -187,7 +187,7 @@ def _peer_paths() -> dict[str, Schema]:
             "get": {
                 "operationId": "getPeerOpenAPI",
                 "summary": "This document (signed, like the rest of /v1/).",
-                "responses": {**_OPENAPI_RESPONSE, **_problems(401, 405, 417, 429)},
+                "responses": {**_OPENAPI_RESPONSE, **_problems(401, 417, 429)},
             }
         },
         "/v1/logs": {
@@ -197,7 +197,7 @@ def _peer_paths() -> dict[str, Schema]:
                 " complete checkpoint.",
                 "responses": {
                     **_ok("The logs", JSON, {"type": "array", "items": _ref("LogSummary")}),
-                    **_problems(400, 401, 405, 417, 429),
+                    **_problems(400, 401, 417, 429),
                 },
             }
         },
@@ -256,7 +256,7 @@ def _peer_paths() -> dict[str, Schema]:
                 "responses": {
                     **_ok("Appended; the log now holds `size` batches", JSON,
                           _ref("PushResult"), status=201),
-                    **_problems(400, 401, 403, 405, 408, 409, 413, 417, 422, 429),
+                    **_problems(400, 401, 403, 408, 409, 413, 417, 422, 429),
                 },
             },
         },
@@ -358,7 +358,7 @@ _CURSOR = {"type": "string", "pattern": r"^(0|[1-9][0-9]{0,17})\.(0|[1-9][0-9]{0
 
 
 def _local_paths() -> dict[str, Schema]:
-    token = (401, 405, 417)
+    token = (401, 417)
     return {
         OPENAPI_PATH: {
             "get": {
