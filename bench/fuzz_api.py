@@ -216,7 +216,7 @@ def _check(node: FuzzNode, tally: Tally, case: Any, base_url: str, session: requ
         tally.fail(f"{label}: refused ({status}) but the store changed", repro)
     try:
         case.validate_response(response, checks=CHECKS)
-    except Exception as exc:  # schemathesis raises a group of the failed checks
+    except (Exception, BaseExceptionGroup) as exc:  # a group of the failed checks
         first = str(exc).strip().splitlines()
         tally.fail(f"{label}: {status} breaks the document: {first[0] if first else exc!r}",
                    f"{repro}\n-> {status} {response.text[:300]}\n{str(exc)[:1500]}")
