@@ -222,9 +222,11 @@ def _check(node: FuzzNode, tally: Tally, case: Any, base_url: str, session: requ
                    f"{repro}\n-> {status} {response.text[:300]}\n{str(exc)[:1500]}")
 
 
-def run(node: FuzzNode, total: int, *, rounds_seed: int = 0) -> Tally:
+def run(node: FuzzNode, total: int, *, rounds_seed: int = 0, documents: tuple[dict, dict] | None = None) -> Tally:
     """Send about ``total`` generated requests, spread over every operation, both
-    generation modes and with and without credentials."""
+    generation modes and with and without credentials. ``documents``: (peer, local),
+    by default the node's own."""
+    peer_doc, local_doc = documents or (peer_document(), local_document())
     tally = Tally()
     signed = requests.Session()
     signed.auth = SignedAuth(node.reader.signers[0])
@@ -232,8 +234,8 @@ def run(node: FuzzNode, total: int, *, rounds_seed: int = 0) -> Tally:
     token.auth = TokenAuth()
     anonymous = requests.Session()
     listeners = [
-        (schemathesis.openapi.from_dict(peer_document()), node.peer_url, signed),
-        (schemathesis.openapi.from_dict(local_document()), node.local_url, token),
+        (schemathesis.openapi.from_dict(peer_doc), node.peer_url, signed),
+        (schemathesis.openapi.from_dict(local_doc), node.local_url, token),
     ]
     combos = []
     for schema, url, session in listeners:
@@ -271,7 +273,7 @@ def _fuzz_one(node: FuzzNode, tally: Tally, operation: Any, mode: GenerationMode
         fuzz()
     except Unsatisfiable:
         pass  # nothing to make invalid (an operation without parameters, negative mode)
-    except Exception as exc:  # generation itself failed: a finding about the document
+    except (Exception, BaseExceptionGroup) as exc:  # generation failed: a finding about the document
         tally.fail(f"{operation.label} {mode}: generation failed: {type(exc).__name__}",
                    "".join(traceback.format_exception(exc))[-1500:])
 
