@@ -27,6 +27,7 @@ from hashfed.federation.http.console import add_console
 from hashfed.federation.http.lookup import create_lookup_app
 from hashfed.federation.http.metrics import METRICS, NodeMetrics, metrics_handler
 from hashfed.federation.http.node import Node
+from hashfed.federation.http.openapi import add_openapi, local_document, peer_document
 from hashfed.federation.store import finish
 from hashfed.federation.sync.scheduler import SyncScheduler
 from hashfed.federation.sync.transport import HttpPeer
@@ -94,6 +95,7 @@ class NodeService:
         context = server_ssl_context(self.tls_cert, self.tls_key) if self.tls_cert else None
         app = create_app(self.node)
         app[METRICS] = self.metrics
+        add_openapi(app, peer_document())
         self.metrics.attach()
         self._runner, site = await self._listen(app, self.host, self.port, ssl_context=context)
         self.bound_port = site.bound_port
@@ -104,6 +106,7 @@ class NodeService:
             add_console(local_app, token=server.local_token)
             local_app[METRICS] = self.metrics
             local_app.router.add_get("/metrics", metrics_handler)
+            add_openapi(local_app, local_document())
             self._local_runner, self.local_site = await self._listen(
                 local_app, server.local_host, self.local_port
             )
