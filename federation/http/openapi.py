@@ -36,6 +36,7 @@ from hashfed.federation.http.app import MAX_QUERY_INT, PROTOCOL_NAME
 from hashfed.federation.http.body import refuse_expect
 from hashfed.federation.http.changes import DEFAULT_CHANGES, MAX_OPINIONS
 from hashfed.federation.http.lookup import MAX_LOOKUP_HASHES
+from hashfed.federation.http.match import MEDIA_TYPES as MATCH_MEDIA_TYPES
 from hashfed.federation.http.push import CHECKPOINT_HEADER, PROOF_HEADER
 from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.federation.store.changes import MAX_CHANGES
@@ -108,9 +109,11 @@ _TITLES = {
     408: "The body did not arrive in time",
     409: "Conflict with stored state",
     413: "Too large",
+    415: "Not a media type this route takes",
     417: "Expectation failed (only a route that takes a body invites one)",
     422: "Content fails verification",
     429: "Too many requests (see Retry-After)",
+    503: "Not available on this node (an optional extra is not installed)",
 }
 
 
@@ -434,6 +437,30 @@ def _local_paths() -> dict[str, Schema]:
                 "responses": {
                     **_ok("Staged and published", JSON, _ref("OpinionsResult"), status=201),
                     **_problems(400, 408, 413, *token),
+                },
+            }
+        },
+        "/v1/match": {
+            "post": {
+                "operationId": "postMatch",
+                "summary": "Hash an image or video sent as the body and match its hashes "
+                "(the answer of `hashfed match --json` for that file).",
+                "parameters": [
+                    {"name": "distance", "in": "query", "required": False,
+                     "schema": {"type": "string", "pattern": "^(0|[1-9][0-9]?)$"}},
+                    {"name": "dihedral", "in": "query", "required": False,
+                     "schema": {"enum": ["0", "1"]}},
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        media: {"schema": {"type": "string", "format": "binary"}}
+                        for media in sorted(MATCH_MEDIA_TYPES)
+                    },
+                },
+                "responses": {
+                    **_ok("The file's hashes and every match", JSON, {"type": "object"}),
+                    **_problems(400, 408, 413, 415, 422, 503, *token),
                 },
             }
         },

@@ -36,10 +36,13 @@ def _documented(doc: dict) -> set[tuple[str, str]]:
 
 def _registered(app) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
     """(method, path template) of every route; HEAD is implied by GET, console pages
-    (HTML for people) are not part of the API."""
+    (HTML for people) are not part of the API, and TAXII 2.1 (``/taxii2/``) is specified
+    by OASIS, not by these documents."""
     found = set()
     for route in app.router.routes():
         if route.method == "HEAD" or (route.name or "").startswith("console-"):
+            continue
+        if route.resource is not None and route.resource.canonical.startswith("/taxii2"):
             continue
         found.add((route.method, route.resource.canonical))
     return found

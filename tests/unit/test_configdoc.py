@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hashfed.federation.config import NodeConfig
 from hashfed.federation.cli.configdoc import DESCRIPTIONS, _keys, render
+from hashfed.federation.config import NodeConfig
 
 DOC = Path(__file__).parents[2] / "docs" / "config.md"
 
