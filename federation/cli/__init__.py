@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from hashfed.federation.cli import admin
 from hashfed.federation.cli._common import EXIT_ERROR, CliError
 from hashfed.federation.cli.net import cmd_pull, cmd_push, cmd_serve
 from hashfed.federation.cli.own import (
@@ -179,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "json", "jsonl", "stix", "misp"], default="csv")
     p.add_argument("dest", nargs="?", metavar="DIR", help="with --format misp: the feed folder")
     p.set_defaults(func=cmd_export)
+
+    admin.add_parsers(sub)
 
     p = sub.add_parser("demo", help="three nodes on this machine, end to end")
     p.set_defaults(func=cmd_demo)
