@@ -327,33 +327,30 @@ class _Checker:
         rows = {cp_size: bytes(cp_root) for cp_size, cp_root, _ in checkpoint_rows}
         for what, data in notes:
             where = f"{log_id} {what}"
+            signatures.checked += 1
             try:
                 signed = verify_checkpoint(data, log_id=log_id, verifiers=verifiers)
             except HashfedError as exc:
-                signatures.expect(False, f"{where}: checkpoint does not verify: {exc}")
+                signatures.problem(f"{where}: checkpoint does not verify: {exc}")
                 continue
-            signatures.checked += 1
             cp = signed.checkpoint
             self.signed.append(SignedRoot(log_id, cp.size, cp.root, where))
             if what == "served":
-                signatures.expect(
-                    (cp.size, cp.root) == (size, root),
-                    f"{where}: served note is for size {cp.size}, the log serves size {size}"
-                    if cp.size != size
-                    else f"{where}: served note's root is not the served root",
-                )
-            elif what == "pending":
-                if cp.size in roots_at:
-                    signatures.expect(
-                        cp.root == roots_at[cp.size],
-                        f"{where}: pending root disagrees with the leaves held",
+                if cp.size != size:
+                    signatures.problem(
+                        f"{where}: served note is for size {cp.size}, the log serves size {size}"
                     )
+                elif cp.root != root:
+                    signatures.problem(f"{where}: served note's root is not the served root")
+            elif what == "pending":
+                if cp.size in roots_at and cp.root != roots_at[cp.size]:
+                    signatures.problem(f"{where}: pending root disagrees with the leaves held")
             else:
                 row_size = int(what.rpartition(" ")[2])
-                signatures.expect(
-                    (cp.size, cp.root) == (row_size, rows[row_size]),
-                    f"{where}: the checkpoint row is not its note (note says size {cp.size})",
-                )
+                if (cp.size, cp.root) != (row_size, rows[row_size]):
+                    signatures.problem(
+                        f"{where}: the checkpoint row is not its note (note says size {cp.size})"
+                    )
 
     # -- the merged list, recomputed (PROTOCOL §8) ------------------------------------------
 
