@@ -38,6 +38,7 @@ from hashfed.federation.cli.peers import (
 )
 from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
 from hashfed.federation.events import FORMATS as LOG_FORMATS
+from hashfed.federation.store.connection import is_disk_full
 from hashfed.federation.events import LEVELS
 from hashfed.keys.errors import HashfedError
 from hashfed.keys.names import inert
@@ -208,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hashfed: error: {where}{message}", file=sys.stderr)
         return EXIT_ERROR
     except sqlite3.Error as exc:  # busy past the timeout, a damaged file
-        print(f"hashfed: error: the store: {' '.join(str(exc).split())}", file=sys.stderr)
+        what = "the disk holding the store is full" if is_disk_full(exc) else "the store"
+        print(f"hashfed: error: {what}: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_ERROR
 
 

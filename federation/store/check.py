@@ -41,6 +41,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import attrgetter
 from pathlib import Path
 
 import numpy as np
@@ -365,13 +367,15 @@ class _Checker:
     def _apply(self, log: int, entries: Sequence) -> None:  # type: ignore[type-arg]
         """§8 for one batch's entries, in log order: a row per (hash, log) once the log
         added it or gave an opinion; a retracted add is kept, inactive, marked retracted."""
-        for entry in entries:
-            if entry.op == "add":
-                self.conn.execute(_S8_ADD, (entry.type, entry.value, log, ";".join(entry.labels)))
-            elif entry.op == "remove":
-                self.conn.execute(_S8_REMOVE, (entry.type, entry.value, log))
+        # Runs of one op in one statement each: the order of the entries is kept.
+        for op, run in groupby(entries, key=_op):
+            if op == "add":
+                rows = [(e.type, e.value, log, ";".join(e.labels)) for e in run]
+                self.conn.executemany(_S8_ADD, rows)
+            elif op == "remove":
+                self.conn.executemany(_S8_REMOVE, [(e.type, e.value, log) for e in run])
             else:
-                self.conn.execute(_S8_OPINION, (entry.type, entry.value, log, entry.opinion))
+                self.conn.executemany(_S8_OPINION, [(e.type, e.value, log, e.opinion) for e in run])
 
     def _merged(self) -> None:
         merged = self.results["merged"]
@@ -487,6 +491,8 @@ _S8_OPINION = (
     "INSERT INTO temp.expected VALUES (?, ?, ?, 0, '', ?, 0) ON CONFLICT DO UPDATE"
     " SET opinion = excluded.opinion"
 )
+
+_op = attrgetter("op")
 
 _POPCOUNT = np.array([bin(n).count("1") for n in range(256)], dtype=np.uint8)
 

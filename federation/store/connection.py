@@ -92,6 +92,8 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
+            if is_disk_full(exc):
+                raise DiskFull(self.path.parent, exc) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
