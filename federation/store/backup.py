@@ -14,7 +14,9 @@ Decisions:
 - Written to a temporary name in the destination's folder (created 0600), switched to a
   plain rollback journal so that the copy is one self-contained file, fsynced, renamed
   over the final name, and the folder fsynced: a crash leaves the old file or the new
-  one, never half of one. An existing file is replaced only when asked (``force``).
+  one, never half of one. An existing file is replaced only when asked (``force``). On
+  any failure (a full disk: ``DiskFull`` naming the destination's folder) the temporary
+  file is removed.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
+from hashfed.federation.store.connection import DiskFull, is_disk_full
 from hashfed.keys.errors import StoreError
 
 STEP_PAGES = 4096  # 16 MiB of 4 KiB pages a step
@@ -55,12 +58,21 @@ def backup_store(
             os.close(fd)
         os.replace(tmp, dest)
         _fsync_dir(folder)
+    except OSError as exc:
+        _remove(tmp)
+        if is_disk_full(exc):
+            raise DiskFull(folder, exc) from exc
+        raise
     except BaseException:
-        for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
+        _remove(tmp)
         raise
     return dest.stat().st_size
+
+
+def _remove(tmp: Path) -> None:
+    for leftover in (tmp, Path(f"{tmp}-journal"), Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
 
 
 def _copy(source: Path, tmp: Path, progress: Progress | None) -> None:
@@ -88,6 +100,8 @@ def _copy(source: Path, tmp: Path, progress: Progress | None) -> None:
         finally:
             dst.close()
     except sqlite3.Error as exc:
+        if is_disk_full(exc):
+            raise DiskFull(tmp.parent, exc) from exc
         raise StoreError(f"cannot copy the store {source} to {tmp.parent}: {exc}") from exc
     finally:
         src.close()

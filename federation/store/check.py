@@ -26,10 +26,11 @@ Decisions:
 - Independent of the code it checks: §8 is written here again (``_S8_*``), not called from
   ``merged.writer``, so a bug in the writer is a finding, not a tautology. The PDQ index is
   the one ``serve`` builds (it is what is checked), its answers compared with a plain scan.
-- Bounded memory: batches are streamed one at a time; per log only its leaf hashes are held
-  (one per batch: a log of a hundred million entries has some ten thousand); the merged
-  comparison walks both tables in key order. The PDQ index itself holds every PDQ value,
-  as it does in ``serve``.
+- Bounded memory: batches are streamed one at a time; per log only its right edge and the
+  roots at the sizes of its checkpoints are held; the recomputed merged list is a TEMP
+  table (on disk, where SQLite keeps temporary files) and both lists are walked in key
+  order; problems listed are capped (``MAX_LISTED``). The PDQ index itself holds every PDQ
+  value, as it does in ``serve``. A million entries: some 20 s and 120 MB.
 - A log whose org has no key here (a removed peer) cannot have its notes verified: that is
   said (a warning), not counted a problem, since removing a peer keeps what it sent.
 - Keys: the caller passes the node's own keys (they live in the home, not the store); the

@@ -280,3 +280,21 @@ async def test_a_push_page_over_a_mebibyte_goes_out_as_a_stream(tmp_path: Path, 
     assert main(["--home", str(ngo.path), "peer", "add", READER, "--url", service.url, "--key", host.signers[0].vkey()]) == 0
     assert await asyncio.to_thread(main, ["--home", str(ngo.path), "push", "--to", READER]) == 0
     assert merged_list(host) == merged_list(ngo)
+
+
+def test_backup_to_a_full_disk_leaves_nothing(disk: Disk, tmp_path: Path) -> None:
+    if disk.kind != "tmpfs":
+        pytest.skip("a backup's target is a new file: only a real full disk stops it")
+    from hashfed.federation.store.backup import backup_store
+
+    home = _home(tmp_path, PEER)
+    stage_and_publish(home, _entries(0, ENTRIES))
+    with Store(disk.root / "probe.db") as probe:
+        disk.fill(probe)
+    with pytest.raises(DiskFull, match=f"the disk holding {disk.root} is full"):
+        backup_store(home.db_path, disk.root / "node.db")
+    assert sorted(p.name for p in disk.root.iterdir()) == ["ballast", "probe.db"]
+    disk.free()
+    backup_store(home.db_path, disk.root / "node.db")
+    report = check_store(disk.root / "node.db", own_keys={PEER: [home.signers[0].verifier()]})
+    assert report.ok
