@@ -495,7 +495,7 @@ _S8_OPINION = (
 
 _op = attrgetter("op")
 
-_POPCOUNT = np.array([bin(n).count("1") for n in range(256)], dtype=np.uint8)
+_POPCOUNT = np.array([n.bit_count() for n in range(256)], dtype=np.uint8)
 
 
 def _flip(raw: bytes, bits: int) -> bytes:

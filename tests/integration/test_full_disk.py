@@ -132,9 +132,8 @@ def test_import_is_all_or_nothing(disk: Disk) -> None:
     home = _home(disk.root, READER)
     with home.open_store() as store:
         disk.fill(store)
-        with pytest.raises(DiskFull) as caught:
-            with store.transaction():
-                store.staging.stage("default", _entries(0, ENTRIES))
+        with pytest.raises(DiskFull) as caught, store.transaction():
+            store.staging.stage("default", _entries(0, ENTRIES))
         assert str(caught.value) == _full(home)
         assert store.staging.collections() == []
         disk.free()
@@ -153,7 +152,7 @@ def test_import_on_a_full_disk_says_which_disk(disk: Disk, tmp_path: Path, capsy
         disk.fill(store)
     capsys.readouterr()
     assert main(["--home", str(home.path), "import", str(source)]) == 2
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert err == f"hashfed: error: {_full(home)}\n"
     with home.open_store() as store:
         assert store.staging.collections() == []
@@ -248,7 +247,7 @@ async def test_push_to_a_full_host(disk: Disk, tmp_path: Path, start_node, capsy
     disk.fill(service.node.writer)
     capsys.readouterr()
     code = await asyncio.to_thread(main, ["--home", str(ngo.path), "push", "--to", READER])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert code == 2
     assert "HTTP 507: this node's disk is full; nothing was stored, try again later" in err
     assert str(host.path) not in err  # the host names no path of its machine
