@@ -1,9 +1,12 @@
 """The invariants of a node's store, checked from outside: what ``bench.chaos`` asserts
 after every crash and restart.
 
-It reads the SQLite file read-only, in one read transaction (a consistent snapshot), and
-verifies what it reads with ``hashfed.protocol`` and ``hashfed.keys`` only, never with the
-federation code under test:
+The per-store checks are ``hashfed check``'s (``hashfed.federation.store.check``): the file
+read-only, in one read transaction (a consistent snapshot), every derived thing recomputed
+from the signed bytes with ``hashfed.protocol`` and ``hashfed.keys``, and PROTOCOL §8
+written there again, independently of the merged list's writer under test. Here, on top:
+the orgs' keys come from the harness (never from the store checked), and what spans stores
+and time (the history of roots, prefixes between nodes, what was served):
 
 - every log holds batches ``0..held-1``, each once, each a valid canonical batch of that log
   at that index, with ``leaves.leaf == leaf_hash(batch)``;
@@ -13,10 +16,7 @@ federation code under test:
 - every signed (log, size) -> root seen anywhere, at any time, agrees with every other one
   (the :class:`History` is kept by the caller across checks: one root per size, forever);
 - the merged list (``contributions``) equals a recomputation from the held batches by the
-  rules of PROTOCOL §8, written here independently of ``federation.merge``.
-
-Decision: read only the tables and columns named here (logs, batches, leaves, checkpoints,
-contributions), so that new tables do not break the checker.
+  rules of PROTOCOL §8; ``pdq_values``, the PDQ index and ``arrivals`` agree with it.
 """
 
 from __future__ import annotations
@@ -26,10 +26,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hashfed.federation.store.check import check_store
 from hashfed.keys import Verifier
-from hashfed.protocol.batch import decode_batch
 from hashfed.protocol.checkpoint import verify_checkpoint
-from hashfed.protocol.merkle import leaf_hash, root_hash
 
 
 class InvariantError(AssertionError):
@@ -76,74 +75,31 @@ class Checker:
         return cp.size, cp.root
 
     def check_store(self, db_path: Path, name: str) -> dict[str, list[bytes]]:
-        """Check one store; return its logs' batch bytes by log id (for prefix checks)."""
+        """Check one store (``hashfed.federation.store.check``, with the orgs' keys given
+        here, not the store's); return its logs' batch bytes by log id (for prefix checks)."""
+        report = check_store(
+            db_path,
+            own_keys={org: [verifier] for org, verifier in self.verifiers.items()},
+            peer_keys_from_store=False,
+        )
+        for result in report.results.values():
+            self.passed += result.checked
+            for message in result.problems + result.warnings:
+                raise InvariantError(f"{name}: {message}")
+        for signed in report.signed:
+            self.history.observe(signed.log_id, signed.size, signed.root, f"{name} {signed.where}")
         conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, isolation_level=None)
         try:
             conn.execute("BEGIN")
-            return self._check(conn, name)
+            held: dict[str, list[bytes]] = {}
+            for org, collection, data in conn.execute(
+                "SELECT org, collection, data FROM logs JOIN batches ON batches.log = logs.id"
+                " ORDER BY logs.id, idx"
+            ):
+                held.setdefault(f"{org}/{collection}", []).append(bytes(data))
+            return held
         finally:
             conn.close()
-
-    def _check(self, conn: sqlite3.Connection, name: str) -> dict[str, list[bytes]]:
-        logs = conn.execute(
-            "SELECT id, org, collection, size, root, checkpoint, held, pending FROM logs"
-        ).fetchall()
-        log_ids: dict[int, str] = {}
-        held_batches: dict[str, list[bytes]] = {}
-        expected: dict[tuple[str, str, int], tuple[int, str, str | None]] = {}
-        for log, org, collection, size, root, checkpoint, held, pending in logs:
-            log_id = f"{org}/{collection}"
-            where = f"{name} {log_id}"
-            log_ids[log] = log_id
-            rows = conn.execute("SELECT idx, data FROM batches WHERE log = ? ORDER BY idx", (log,)).fetchall()
-            self._ok(
-                [idx for idx, _ in rows] == list(range(held)),
-                f"{where}: batch indices {[idx for idx, _ in rows][:5]}... are not exactly 0..{held - 1}",
-            )
-            leaves = conn.execute("SELECT idx, leaf FROM leaves WHERE log = ? ORDER BY idx", (log,)).fetchall()
-            self._ok([idx for idx, _ in leaves] == list(range(held)), f"{where}: leaves are not exactly 0..{held - 1}")
-            data = [bytes(d) for _, d in rows]
-            hashes = [bytes(h) for _, h in leaves]
-            for idx, (batch, leaf) in enumerate(zip(data, hashes, strict=True)):
-                self._ok(leaf == leaf_hash(batch), f"{where}: leaf {idx} is not the hash of batch {idx}")
-                for entry in decode_batch(batch, org=org, collection=collection, index=idx).entries:
-                    _apply(expected, entry, log_id)
-            self._ok(size <= held, f"{where}: serves size {size} but holds {held}")
-            self._ok(bytes(root) == root_hash(hashes[:size]), f"{where}: root is not the root of leaves 0..{size - 1}")
-            if size:
-                self._ok(checkpoint is not None, f"{where}: size {size} without a checkpoint")
-            if checkpoint is not None:
-                cp_size, cp_root = self.verify_note(bytes(checkpoint), log_id, f"{where} served")
-                self._ok((cp_size, cp_root) == (size, bytes(root)), f"{where}: served note is not (size, root)")
-            if pending is not None:
-                p_size, p_root = self.verify_note(bytes(pending), log_id, f"{where} pending")
-                if p_size <= held:
-                    self._ok(p_root == root_hash(hashes[:p_size]), f"{where}: pending root disagrees with leaves")
-            for cp_size, cp_root, note in conn.execute(
-                "SELECT size, root, note FROM checkpoints WHERE log = ?", (log,)
-            ):
-                size_root = self.verify_note(bytes(note), log_id, f"{where} checkpoint {cp_size}")
-                self._ok(size_root == (cp_size, bytes(cp_root)), f"{where}: checkpoint row {cp_size} is not its note")
-                if cp_size <= held:
-                    self._ok(
-                        bytes(cp_root) == root_hash(hashes[:cp_size]),
-                        f"{where}: checkpoint {cp_size} disagrees with the leaves held",
-                    )
-            held_batches[log_id] = data
-        merged = {
-            (type_, value, log_ids.get(log, f"(no log {log})")): (active, labels, opinion, retracted)
-            for type_, value, log, active, labels, opinion, retracted in conn.execute(
-                "SELECT type, value, log, active, labels, opinion, retracted FROM contributions"
-            )
-        }
-        if merged != expected:
-            diff = sorted(set(merged.items()) ^ set(expected.items()), key=repr)[:3]
-            raise InvariantError(
-                f"{name}: merged list ({len(merged)} rows) is not §8 over the held batches "
-                f"({len(expected)} rows); e.g. {diff}"
-            )
-        self.passed += 1
-        return held_batches
 
     def check_prefixes(self, copies: Iterable[tuple[str, dict[str, list[bytes]]]]) -> None:
         """Every node's copy of a log is a prefix of every longer copy, byte for byte."""
@@ -166,18 +122,3 @@ class Checker:
             note = str(item["checkpoint"]).encode("utf-8")
             size, _ = self.verify_note(note, log_id, where)
             self._ok(size == item["size"], f"{where}: {log_id} lists size {item['size']} with a note of {size}")
-
-
-def _apply(state: dict[tuple[str, str, str], tuple[int, str, str | None, int]], entry, log_id: str) -> None:  # type: ignore[no-untyped-def]
-    """PROTOCOL §8 for one entry: a row per (hash, log) once the log added it or gave an
-    opinion; a retracted add is kept, inactive, marked retracted."""
-    key = (entry.type, entry.value, log_id)
-    active, labels, opinion, retracted = state.get(key, (0, "", None, 0))
-    if entry.op == "add":
-        state[key] = (1, ";".join(entry.labels), opinion, 0)
-    elif entry.op == "remove":
-        if active:
-            state[key] = (0, "", opinion, 1)
-    else:
-        state[key] = (active, labels, entry.opinion, retracted)
-

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from hashfed.federation.cli import admin
 from hashfed.federation.cli import media as media_commands
 from hashfed.federation.cli._common import EXIT_ERROR, CliError
 from hashfed.federation.cli.net import cmd_pull, cmd_push, cmd_serve
@@ -40,6 +41,7 @@ from hashfed.federation.cli.show import cmd_export, cmd_lookup, cmd_status
 from hashfed.federation.cli.tokens import add_token_parser
 from hashfed.federation.events import FORMATS as LOG_FORMATS
 from hashfed.federation.events import LEVELS
+from hashfed.federation.store.connection import is_disk_full
 from hashfed.keys.errors import HashfedError
 from hashfed.keys.names import inert
 from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
@@ -185,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     media_commands.add_parsers(sub)
+    admin.add_parsers(sub)
 
     p = sub.add_parser("demo", help="three nodes on this machine, end to end")
     p.set_defaults(func=cmd_demo)
@@ -211,7 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"hashfed: error: {where}{message}", file=sys.stderr)
         return EXIT_ERROR
     except sqlite3.Error as exc:  # busy past the timeout, a damaged file
-        print(f"hashfed: error: the store: {' '.join(str(exc).split())}", file=sys.stderr)
+        what = "the disk holding the store is full" if is_disk_full(exc) else "the store"
+        print(f"hashfed: error: {what}: {' '.join(str(exc).split())}", file=sys.stderr)
         return EXIT_ERROR
 
 

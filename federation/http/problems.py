@@ -12,6 +12,7 @@ import logging
 
 from aiohttp import web
 
+from hashfed.federation.store import DiskFull
 from hashfed.keys.errors import (
     HashfedError,
     ProtocolError,
@@ -42,6 +43,7 @@ _TITLES = {
     431: "Request Header Fields Too Large",
     500: "Internal Server Error",
     503: "Service Unavailable",
+    507: "Insufficient Storage",
 }
 
 
@@ -81,12 +83,23 @@ def problem_response(problem: Problem) -> web.Response:
     )
 
 
+def disk_full() -> Problem:
+    """The node's disk is full: 507 Insufficient Storage (RFC 4918 §11.5), "the server is
+    unable to store the representation needed to complete the request". A 5xx, so the
+    sender knows the fault is here, not in what it sent, and retries later; not 503 (the
+    node is up and serving reads) nor 409 (nothing conflicts: the same request will
+    succeed once there is room). The detail names no path of this machine."""
+    return Problem(507, "insufficient-storage", "this node's disk is full; nothing was stored, try again later")
+
+
 def from_error(exc: HashfedError) -> Problem:
     """Map the error tree onto statuses (PROTOCOL §6) for errors handlers let escape."""
     if isinstance(exc, VerificationError):
         return Problem(422, "verification-failed", str(exc))
     if isinstance(exc, ProtocolError):
         return Problem(400, "malformed", str(exc))
+    if isinstance(exc, DiskFull):
+        return disk_full()
     if isinstance(exc, StoreError):
         return Problem(409, "conflict", str(exc))
     return Problem(400, "bad-request", str(exc))

@@ -35,8 +35,8 @@ from hashfed.federation.clock import timestamp
 from hashfed.federation.http.auth import PEER, authenticate, read_signed_body
 from hashfed.federation.http.body import invite_body
 from hashfed.federation.http.node import NODE, Node
-from hashfed.federation.http.problems import Problem, problem_response
-from hashfed.federation.store import WrongStart, run_write
+from hashfed.federation.http.problems import Problem, disk_full, problem_response
+from hashfed.federation.store import DiskFull, WrongStart, run_write
 from hashfed.keys import TrustedOrg
 from hashfed.keys.encoding import b64decode
 from hashfed.keys.errors import EquivocationError, HashfedError, ProtocolError, StoreError
@@ -239,6 +239,8 @@ def _commit(node: Node, log_id: str, page: VerifiedPage, signed: SignedCheckpoin
         raise Problem(
             409, "wrong-start", f"this node now holds {exc.held} batches", size=exc.held
         ) from exc
+    except DiskFull as exc:
+        raise disk_full() from exc
     except StoreError as exc:
         raise Problem(409, "conflict", str(exc)) from exc
     return page.edge.size

@@ -7,6 +7,7 @@ Imports: ``hashfed.federation.merged`` (the commit path merges in its own transa
 
 from hashfed.federation.store.connection import (
     BUSY_TIMEOUT_MS,
+    DiskFull,
     Store,
     finish,
     run_write,
@@ -17,6 +18,7 @@ from hashfed.federation.store.peers import Peer, PeerStatus
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
+    "DiskFull",
     "Evidence",
     "LogState",
     "Peer",

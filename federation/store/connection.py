@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import sqlite3
@@ -49,6 +50,25 @@ from hashfed.federation.store.tokens import Tokens
 from hashfed.keys.errors import StoreError
 
 BUSY_TIMEOUT_MS = 30_000
+_SQLITE_FULL = 13  # sqlite3.SQLITE_FULL; extended codes keep it in the low byte
+
+
+class DiskFull(StoreError):
+    """The file system holding the store is full (SQLITE_FULL, or ENOSPC writing it). The
+    unit of work was rolled back whole: nothing of it is stored, and the same command
+    succeeds once there is room. ``folder`` is where room is needed."""
+
+    def __init__(self, folder: Path, cause: BaseException) -> None:
+        super().__init__(f"the disk holding {folder} is full: {cause}; nothing of this was stored")
+        self.folder = folder
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is SQLite's "database or disk is full" or an ENOSPC."""
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is not None and code & 0xFF == _SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == errno.ENOSPC
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +95,8 @@ class Store:
         except (sqlite3.Error, OSError) as exc:
             if conn is not None:
                 conn.close()
+            if is_disk_full(exc):
+                raise DiskFull(self.path.parent, exc) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.conn = conn
         self.db = sqlite_utils.Database(conn)
@@ -112,11 +134,13 @@ class Store:
             # Inside the try: a COMMIT that fails (a deferred constraint, a full disk) leaves
             # the transaction open, holding the write lock, unless it is rolled back here.
             self.conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             # SQLite may have rolled back already (RAISE(ROLLBACK), some I/O errors); a
             # second ROLLBACK would fail and hide the error that caused the first.
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
+            if is_disk_full(exc):
+                raise DiskFull(self.path.parent, exc) from exc
             raise
 
     def data_version(self) -> int:
@@ -142,7 +166,11 @@ class Store:
                 ):
                     migration(self.db)
                     self.conn.execute(f"PRAGMA user_version = {number}")
+        except DiskFull:
+            raise
         except sqlite3.Error as exc:
+            if is_disk_full(exc):
+                raise DiskFull(self.path.parent, exc) from exc
             raise StoreError(f"cannot set up the store {self.path}: {exc}") from exc
 
 

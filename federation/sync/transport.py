@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import io
 import json
 import os
 import ssl
@@ -127,7 +128,9 @@ class HttpPeer:
             async with self.session.request(
                 method,
                 url,
-                data=body,
+                # A file object, not bytes: aiohttp writes it in chunks (a push page may be
+                # 32 MiB) and warns that raw bytes past 1 MiB would hold the event loop.
+                data=None if body is None else io.BytesIO(body),
                 headers=headers,
                 ssl=self.ssl if self.ssl else True,
                 allow_redirects=False,
