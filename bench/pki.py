@@ -25,17 +25,16 @@ class Pki:
     key: Path
 
 
-def make_pki(folder: Path) -> Pki:
-    """Write ``ca.pem``, ``cert.pem`` and ``key.pem`` into ``folder`` (made if missing)."""
-    folder.mkdir(parents=True, exist_ok=True)
+def make_ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A self-signed CA for tests and benchmarks on 127.0.0.1 (a day's validity)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     now = datetime.now(UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "hashfed bench CA")])
-    ca = (
+    cert = (
         x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(minutes=5))
         .not_valid_after(now + timedelta(days=1))
@@ -48,11 +47,18 @@ def make_pki(folder: Path) -> Pki:
             ),
             critical=True,
         )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
     )
+    return key, cert
+
+
+def make_pki(folder: Path) -> Pki:
+    """Write ``ca.pem``, ``cert.pem`` and ``key.pem`` into ``folder`` (made if missing)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    now = datetime.now(UTC)
+    ca_key, ca = make_ca("hashfed bench CA")
+    ca_name = ca.subject
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from bench.pki import make_ca
 from hashfed.federation.cli import main as cli
 from hashfed.federation.home import Home
 from hashfed.federation.sync.transport import HttpPeer, make_ssl_context
@@ -50,33 +51,6 @@ class Pki:
     other_ca: Path
 
 
-def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
 def _pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
@@ -84,8 +58,8 @@ def _pem(cert: x509.Certificate) -> bytes:
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:  # type: ignore[no-untyped-def]
     root = tmp_path_factory.mktemp("pki")
-    ca_key, ca = _ca("hashfed test CA")
-    _, other = _ca("some other CA")
+    ca_key, ca = make_ca("hashfed test CA")
+    _, other = make_ca("some other CA")
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     cert = (
