@@ -8,20 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ipaddress
 import shutil
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
 
-from bench.pki import make_ca
+from bench.pki import make_ca, make_pki
 from hashfed.federation.cli import main as cli
 from hashfed.federation.home import Home
 from hashfed.federation.sync.transport import HttpPeer, make_ssl_context
@@ -51,51 +46,15 @@ class Pki:
     other_ca: Path
 
 
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory) -> Pki:  # type: ignore[no-untyped-def]
+    """A test CA, a server certificate for localhost and 127.0.0.1 signed by it
+    (``bench.pki``), and another CA that signed nothing here."""
     root = tmp_path_factory.mktemp("pki")
-    ca_key, ca = make_ca("hashfed test CA")
+    made = make_pki(root)
     _, other = make_ca("some other CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(minutes=5))
-        .not_valid_after(now + timedelta(days=1))
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pki = Pki(root / "ca.pem", root / "cert.pem", root / "key.pem", root / "other-ca.pem")
-    pki.ca.write_bytes(_pem(ca))
-    pki.other_ca.write_bytes(_pem(other))
-    pki.cert.write_bytes(_pem(cert))
-    pki.key.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    pki.key.chmod(0o600)
-    return pki
+    (root / "other-ca.pem").write_bytes(other.public_bytes(serialization.Encoding.PEM))
+    return Pki(made.ca, made.cert, made.key, root / "other-ca.pem")
 
 
 @pytest.fixture
