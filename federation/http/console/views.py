@@ -362,25 +362,32 @@ async def browse_csv(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    if _form["since"]:
-        await _arrived_csv(node, response, filt, _since(_form["since"]))
-        await response.write_eof()
-        return response
-    after = None
+    if _form["since"]:  # what arrived since: the change feed's order and cursor
+        since = _since(_form["since"])
+
+        def read(store: Store, at: object) -> tuple[tuple[Record, ...], object]:
+            page = browse_arrived(
+                _feed(store), filt, at or store.changes.cursor_at(since), limit=CSV_CHUNK,
+                max_records=10**12,
+            )
+            return page.records, page.next_cursor
+    else:  # (type, value) order, by keyset
+
+        def read(store: Store, at: object) -> tuple[tuple[Record, ...], object]:
+            page = browse(
+                store.conn, store.logs.name, filt, after=at, limit=CSV_CHUNK,  # type: ignore[arg-type]
+                max_records=10**12,
+            )
+            return page.records, page.next_after
+
+    at: object = None
     header = True
     while True:
-        page = await _in_thread(
-            node,
-            lambda store, after=after: browse(
-                store.conn, store.logs.name, filt, after=after, limit=CSV_CHUNK,
-                max_records=10**12,
-            ),
-        )
-        for text in write_csv(page.records, header=header):  # type: ignore[attr-defined]
+        records, at = await _in_thread(node, lambda store, at=at: read(store, at))  # type: ignore[misc]
+        for text in write_csv(records, header=header):
             await response.write(text.encode())
         header = False
-        after = page.next_after  # type: ignore[attr-defined]
-        if after is None:
+        if at is None:
             break
     await response.write_eof()
     return response
@@ -400,25 +407,6 @@ def _feed(store: Store) -> Callable[[str, int], tuple[list[dict], str]]:
         return found.records, found.next
 
     return page
-
-
-async def _arrived_csv(node: Node, response: web.StreamResponse, filt: Filter, since: str) -> None:
-    cursor: str | None = None
-    header = True
-    while True:
-        page = await _in_thread(
-            node,
-            lambda store, cursor=cursor: browse_arrived(
-                _feed(store), filt, cursor or store.changes.cursor_at(since), limit=CSV_CHUNK,
-                max_records=10**12,
-            ),
-        )
-        for text in write_csv(page.records, header=header):  # type: ignore[attr-defined]
-            await response.write(text.encode())
-        header = False
-        cursor = page.next_cursor  # type: ignore[attr-defined]
-        if cursor is None:
-            return
 
 
 @signed_in
