@@ -29,6 +29,10 @@ from hashfed.keys.names import show
 PDQ_MATCH_DISTANCE: Final = 31
 """Default PDQ match threshold: Hamming distance at most this many bits."""
 
+PDQ_MAX_DISTANCE: Final = 64
+"""The widest PDQ search a node answers, in bits: a quarter of the hash (random PDQ hashes
+are about 128 apart, so wider radii match noise)."""
+
 
 @dataclass(frozen=True)
 class HashType:
@@ -124,6 +128,7 @@ __all__ = [
     "HashType",
     "HASH_TYPES",
     "PDQ_MATCH_DISTANCE",
+    "PDQ_MAX_DISTANCE",
     "parse_hash_type",
     "normalise",
     "check_known",

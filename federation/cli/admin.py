@@ -6,17 +6,22 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hashfed.federation.cli._common import _home, _load
 from hashfed.federation.home import DB_FILE
 from hashfed.federation.store.backup import backup_store
-from hashfed.federation.store.check import CheckReport, check_store
 from hashfed.keys.names import inert
+
+if TYPE_CHECKING:
+    from hashfed.federation.store.check import CheckReport
 
 EXIT_PROBLEMS = 1
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from hashfed.federation.store.check import check_store  # numpy: not every command's cost
+
     home = _load(args)
     own = {home.org: [signer.verifier() for signer in home.signers]}
     path = Path(args.db) if args.db else home.db_path

@@ -25,12 +25,11 @@ from typing import TYPE_CHECKING
 from hashfed.federation.cli._common import EXIT_ERROR, EXIT_NOT_FOUND, CliError, _load
 from hashfed.federation.cli.progress import progress_bar
 from hashfed.federation.merged.matching import FileMatch, Match, match_files
-from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import inert, show
 from hashfed.protocol.entries import normalise_labels
-from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE
+from hashfed.protocol.hashtypes import PDQ_MATCH_DISTANCE, PDQ_MAX_DISTANCE
 
 if TYPE_CHECKING:
     from hashfed.media import HashOptions, HashResult, MediaHash
@@ -113,9 +112,9 @@ def _distance(text: str | None) -> int:
     if text is None:
         return PDQ_MATCH_DISTANCE
     try:
-        return decimal(text, what="--distance", max_value=MAX_DISTANCE)
+        return decimal(text, what="--distance", max_value=PDQ_MAX_DISTANCE)
     except ProtocolError as exc:
-        raise CliError(f"--distance must be from 0 to {MAX_DISTANCE} bits, not {show(text)}") from exc
+        raise CliError(f"--distance must be from 0 to {PDQ_MAX_DISTANCE} bits, not {show(text)}") from exc
 
 
 def cmd_match(args: argparse.Namespace) -> int:

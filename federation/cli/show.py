@@ -11,13 +11,12 @@ from pathlib import Path
 
 from hashfed.federation.cli._common import EXIT_NOT_FOUND, CliError, _hash_type, _load, _now
 from hashfed.federation.home import Home
-from hashfed.federation.merged.pdq import MAX_DISTANCE
 from hashfed.federation.report import status_report
 from hashfed.formats import write_bundle, write_csv, write_feed, write_jsonl
 from hashfed.keys.encoding import decimal
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import inert, make_log_id, show
-from hashfed.protocol.hashtypes import normalise
+from hashfed.protocol.hashtypes import PDQ_MAX_DISTANCE, normalise
 from hashfed.protocol.records import Record
 
 
@@ -43,9 +42,9 @@ def _lookup_near(home: Home, type_: str, value: str, text: str, *, as_json: bool
     if type_ != "pdq":
         raise CliError("--distance is for pdq hashes (Hamming distance); other types match exactly")
     try:
-        distance = decimal(text, what="--distance", max_value=MAX_DISTANCE)
+        distance = decimal(text, what="--distance", max_value=PDQ_MAX_DISTANCE)
     except ProtocolError as exc:
-        raise CliError(f"--distance must be from 0 to {MAX_DISTANCE} bits, not {show(text)}") from exc
+        raise CliError(f"--distance must be from 0 to {PDQ_MAX_DISTANCE} bits, not {show(text)}") from exc
     with home.open_store() as store:
         matches = store.merged.near_pdq(value, distance)
     if not matches:

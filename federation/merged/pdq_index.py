@@ -85,8 +85,9 @@ import numpy as np
 
 from hashfed.keys.errors import ProtocolError
 from hashfed.keys.names import show
+from hashfed.protocol.hashtypes import PDQ_MAX_DISTANCE
 
-MAX_DISTANCE: Final = 64
+MAX_DISTANCE: Final = PDQ_MAX_DISTANCE
 """The largest supported search radius, in bits."""
 
 HASH_BYTES: Final = 32

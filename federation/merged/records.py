@@ -13,10 +13,13 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from itertools import groupby
 from operator import itemgetter
+from typing import TYPE_CHECKING
 
-from hashfed.federation.merged.pdq import PdqMatcher
 from hashfed.federation.merged.writer import LABEL_SEPARATOR
 from hashfed.protocol.records import Contributor, LogRef, OpinionOf, Record
+
+if TYPE_CHECKING:
+    from hashfed.federation.merged.pdq import PdqMatcher
 
 LogNames = Callable[[int], tuple[str, str]]
 
@@ -194,6 +197,10 @@ class MergedList:
     def pdq(self) -> PdqMatcher:
         """This connection's PDQ matcher (loaded from the store on first use)."""
         if self._pdq is None:
+            # Imported here: numpy and the index are for perceptual search, not for every
+            # command that opens a store.
+            from hashfed.federation.merged.pdq import PdqMatcher
+
             self._pdq = PdqMatcher()
         return self._pdq
 

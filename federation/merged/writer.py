@@ -45,16 +45,24 @@ _op = itemgetter(0)
 
 # Every PDQ value the merged list has held, numbered in order of arrival: what the PDQ
 # index is built from and tails (``pdq.PdqMatcher``). A value is never removed: a retracted
-# hash stays a record (inactive), and a match on it says so.
-_PDQ = "INSERT OR IGNORE INTO pdq_values (value) VALUES (?)"
+# hash stays a record (inactive), and a match on it says so. A value is stored once, when it
+# first enters the merged list: the probe reads the contributions B-tree that the upsert
+# after it touches anyway, where a UNIQUE index on 32 random bytes would cost a scattered
+# B-tree insert for every PDQ entry of every sync.
+_PDQ = (
+    "INSERT INTO pdq_values (value) SELECT ?2"
+    " WHERE NOT EXISTS (SELECT 1 FROM contributions WHERE type = 'pdq' AND value = ?1)"
+)
 
 
 def apply_entries(conn: sqlite3.Connection, log: int, entries: Iterable[Entry]) -> None:
     """Apply entries of one log, in log order. Call inside the page's transaction."""
     ordered = sorted(entries, key=_hash_key)
-    pdq = [(bytes.fromhex(e.value),) for e in ordered if e.type == "pdq" and e.op != "remove"]
+    # Before the contributions change: "new to the merged list" is read from them. Sorted,
+    # so a value given twice in the page is one pair here.
+    pdq = {e.value for e in ordered if e.type == "pdq" and e.op != "remove"}
     if pdq:
-        conn.executemany(_PDQ, pdq)
+        conn.executemany(_PDQ, [(value, bytes.fromhex(value)) for value in sorted(pdq)])
     if all(e.op == "add" for e in ordered):  # the bulk of every sync: one statement
         conn.executemany(
             _ADD, [(e.type, e.value, log, LABEL_SEPARATOR.join(e.labels)) for e in ordered]

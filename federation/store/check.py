@@ -399,23 +399,41 @@ class _Checker:
     # -- PDQ -------------------------------------------------------------------------------
 
     def _pdq_values(self) -> None:
+        """Each PDQ value of the merged list is in ``pdq_values`` exactly once, and nothing
+        else is: two sorted streams walked side by side (bounded memory; the table has no
+        index by value, so SQLite sorts it once)."""
         result = self.results["pdq_values"]
-        for (value,) in self.conn.execute(
-            "SELECT DISTINCT value FROM contributions WHERE type = 'pdq' ORDER BY value"
-        ):
-            found = self.conn.execute(
-                "SELECT 1 FROM pdq_values WHERE value = ?", (bytes.fromhex(value),)
-            ).fetchone()
-            result.expect(found is not None, f"pdq_values: {value} of the merged list is missing")
-        for row_id, raw in self.conn.execute("SELECT id, value FROM pdq_values ORDER BY id"):
-            found = self.conn.execute(
-                "SELECT 1 FROM contributions WHERE type = 'pdq' AND value = ? LIMIT 1",
-                (bytes(raw).hex(),),
-            ).fetchone()
-            result.expect(
-                found is not None,
-                f"pdq_values: row {row_id} ({bytes(raw).hex()}) is no PDQ value of the merged list",
+        merged = (
+            value
+            for (value,) in self.conn.execute(
+                "SELECT DISTINCT value FROM contributions WHERE type = 'pdq' ORDER BY value"
             )
+        )
+        # lower(hex()) keeps the order of the bytes: two digits a byte, '0' < '9' < 'a' < 'f'.
+        stored = self.conn.execute(
+            "SELECT lower(hex(value)), id FROM pdq_values ORDER BY value, id"
+        )
+        want = next(merged, None)
+        previous: tuple[str, int] | None = None
+        for value, row_id in stored:
+            if previous is not None and previous[0] == value:
+                result.expect(
+                    False, f"pdq_values: {value} is stored twice (rows {previous[1]} and {row_id})"
+                )
+                continue
+            previous = (value, row_id)
+            while want is not None and want < value:
+                result.expect(False, f"pdq_values: {want} of the merged list is missing")
+                want = next(merged, None)
+            result.expect(
+                want == value, f"pdq_values: row {row_id} ({value}) is no PDQ value of the merged list"
+            )
+            if want == value:
+                result.checked += 1  # the merged list's value, found
+                want = next(merged, None)
+        while want is not None:
+            result.expect(False, f"pdq_values: {want} of the merged list is missing")
+            want = next(merged, None)
 
     def _pdq_index(self) -> None:
         result = self.results["pdq_index"]

@@ -29,14 +29,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import logging
 import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
-
-import sqlite_utils
+from typing import TYPE_CHECKING, TypeVar
 
 from hashfed.federation.merged.records import MergedList
 from hashfed.federation.store import migrations
@@ -48,6 +47,9 @@ from hashfed.federation.store.peers import Peers
 from hashfed.federation.store.staging import Staging
 from hashfed.federation.store.tokens import Tokens
 from hashfed.keys.errors import StoreError
+
+if TYPE_CHECKING:
+    import sqlite_utils
 
 BUSY_TIMEOUT_MS = 30_000
 _SQLITE_FULL = 13  # sqlite3.SQLITE_FULL; extended codes keep it in the low byte
@@ -99,7 +101,6 @@ class Store:
                 raise DiskFull(self.path.parent, exc) from exc
             raise StoreError(f"cannot open the store {self.path}: {exc}") from exc
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         try:
             self._migrate()
         except BaseException:
@@ -113,6 +114,15 @@ class Store:
         self.changes = Changes(self)
         self.tokens = Tokens(self)
         self.indicators = Indicators(self)
+
+    @functools.cached_property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the same connection, for migrations and upserts. Imported on
+        first use: it imports numpy when numpy is installed, and most commands never need
+        it, so it stays out of every command's start-up time."""
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
 
     def close(self) -> None:
         self.conn.close()

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-
-import sqlite_utils
+from typing import TYPE_CHECKING
 
 from hashfed.federation.merged.writer import apply_entries
 from hashfed.federation.store import indicators, tokens
 from hashfed.protocol.batch import decode_batch
 
-Migration = Callable[[sqlite_utils.Database], None]
+if TYPE_CHECKING:
+    import sqlite_utils
+
+Migration = Callable[["sqlite_utils.Database"], None]
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
@@ -188,8 +190,11 @@ def _m2_merged_list_v2(db: sqlite_utils.Database) -> None:
 
 def remerge(conn: sqlite3.Connection) -> None:
     """Recompute the merged list from every stored batch, each log in its own order. Call
-    inside a transaction. The batches were verified when they were stored."""
+    inside a transaction. The batches were verified when they were stored. ``pdq_values``
+    is recomputed with it (numbered anew: only a migration calls this, before any index
+    was loaded from the store)."""
     conn.execute("DELETE FROM contributions")
+    conn.execute("DELETE FROM pdq_values")
     logs = conn.execute("SELECT id, org, collection FROM logs ORDER BY id").fetchall()
     for log, org, collection in logs:
         # Streamed: one batch in memory at a time, however long the log.
@@ -208,4 +213,21 @@ def _m3_taxii(db: sqlite_utils.Database) -> None:
         db.execute(statement)
 
 
-MIGRATIONS: tuple[Migration, ...] = (_m1_initial, _m2_merged_list_v2, _m3_taxii)
+def _m4_pdq_values_unindexed(db: sqlite_utils.Database) -> None:
+    # pdq_values without its UNIQUE index: a random 32-byte key cost a scattered B-tree
+    # insert for every PDQ entry of every sync. Each value is still stored once, kept so by
+    # its one writer (merged/writer.py, which probes the contributions it updates anyway);
+    # the table is append-only, read by id, never searched by value. Rebuilt keeping every
+    # id, so a running index's high-water mark stays valid.
+    db.execute("CREATE TABLE pdq_values_new (id INTEGER PRIMARY KEY, value BLOB NOT NULL)")
+    db.execute("INSERT INTO pdq_values_new (id, value) SELECT id, value FROM pdq_values ORDER BY id")
+    db.execute("DROP TABLE pdq_values")
+    db.execute("ALTER TABLE pdq_values_new RENAME TO pdq_values")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    _m1_initial,
+    _m2_merged_list_v2,
+    _m3_taxii,
+    _m4_pdq_values_unindexed,
+)

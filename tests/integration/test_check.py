@@ -89,6 +89,8 @@ DAMAGE: list[tuple[str, Callable[[sqlite3.Connection], None], str, str]] = [
      f"pdq_values: {PDQ_VALUE} of the merged list is missing"),
     ("pdq value never merged", _sql("INSERT INTO pdq_values (id, value) VALUES (99, ?)", bytes.fromhex(pdq(7))), "pdq_values",
      f"pdq_values: row 99 ({pdq(7)}) is no PDQ value of the merged list"),
+    ("pdq value twice", _sql("INSERT INTO pdq_values (id, value) VALUES (99, ?)", bytes.fromhex(PDQ_VALUE)), "pdq_values",
+     f"pdq_values: {PDQ_VALUE} is stored twice (rows 3 and 99)"),
     ("arrival missing", _sql("DELETE FROM arrivals WHERE idx = 1"), "arrivals",
      f"arrivals: batch 1 of {LOG} has no arrival"),
     ("arrival of no batch", _sql("INSERT INTO arrivals (seq, log, idx) VALUES (99, 1, 7)"), "arrivals",

@@ -22,7 +22,7 @@ from hashfed.protocol.checkpoint import Checkpoint, sign_checkpoint
 from hashfed.protocol.entries import Entry
 from hashfed.protocol.logview import VerifiedPage
 from hashfed.protocol.merkle import EMPTY_ROOT, CompactRange, leaf_hash, root_hash
-from tests.helpers import FIXED_NOW, db_snapshot, md5
+from tests.helpers import FIXED_NOW, db_snapshot, md5, pdq
 
 NOW = "2026-11-30T05:00:00Z"
 
@@ -618,6 +618,49 @@ def test_a_page_behind_what_is_held_is_a_wrong_start(path: Path, store: Store) -
         store.logs.commit_page(LOG, page([batch(0)], leaves, edge), now=NOW)
     assert (caught.value.start, caught.value.held) == (0, 2)
     assert db_snapshot(path) == before
+
+
+def test_migration_4_drops_the_unique_index_of_pdq_values_and_keeps_every_id(path: Path) -> None:
+    """Version 3's pdq_values had a UNIQUE index on the value; version 4 has none (the
+    writer keeps each value once) and keeps every row and id, which a running index tails."""
+    signer = Signer.from_seed(ORG, bytes(32))
+    store = Store(path)
+    with store.transaction():
+        store.staging.stage("default", [Entry.add("pdq", pdq(n)) for n in range(3)])
+    publish(store, [signer], now=FIXED_NOW)
+    rows = store.conn.execute("SELECT id, value FROM pdq_values ORDER BY id").fetchall()
+    # What version 3 left: the same rows, with the UNIQUE index.
+    store.conn.execute("DROP TABLE pdq_values")
+    store.conn.execute("CREATE TABLE pdq_values (id INTEGER PRIMARY KEY, value BLOB NOT NULL UNIQUE)")
+    store.conn.executemany("INSERT INTO pdq_values (id, value) VALUES (?, ?)", [(i + 10, v) for i, v in rows])
+    store.conn.execute("PRAGMA user_version = 3")
+    store.close()
+
+    with Store(path) as upgraded:
+        conn = upgraded.conn
+        assert conn.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+        assert conn.execute("PRAGMA index_list(pdq_values)").fetchall() == []
+        assert conn.execute("SELECT id, value FROM pdq_values ORDER BY id").fetchall() == [
+            (i + 10, v) for i, v in rows
+        ]
+        assert [value for _d, value in upgraded.merged.pdq.search(conn, [pdq(1)], 0)[0]] == [pdq(1)]
+
+
+def test_a_pdq_value_enters_pdq_values_once_however_many_logs_and_pages_carry_it(path: Path) -> None:
+    signer = Signer.from_seed(ORG, bytes(32))
+    with Store(path) as store:
+        pages = [
+            [Entry.add("pdq", pdq(1), ["x:1"]), Entry.add("pdq", pdq(2))],
+            # pdq(1) again in a later page, and twice in this one
+            [Entry.add("pdq", pdq(1), ["x:2"]), Entry.opine("pdq", pdq(1), "false_positive")],
+            [Entry.remove("pdq", pdq(1)), Entry.opine("pdq", pdq(3), "false_positive")],
+        ]
+        for page in pages:
+            with store.transaction():
+                store.staging.stage("default", page)
+            publish(store, [signer], now=FIXED_NOW)
+        values = [bytes(v).hex() for (v,) in store.conn.execute("SELECT value FROM pdq_values ORDER BY id")]
+        assert values == [pdq(1), pdq(2), pdq(3)]
 
 
 def test_migration_2_brings_back_retractions_version_1_dropped(path: Path) -> None:
