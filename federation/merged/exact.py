@@ -39,7 +39,7 @@ from typing import Final
 
 import numpy as np
 
-from hashfed.keys.errors import ProtocolError
+from hashfed.keys.errors import ProtocolError, StoreError
 from hashfed.protocol.batch import decode_batch
 from hashfed.protocol.hashtypes import HASH_TYPES
 
@@ -127,22 +127,10 @@ class ExactIndex:
         conn.execute("BEGIN")
         try:
             seq = conn.execute("SELECT coalesce(max(seq), 0) FROM arrivals").fetchone()[0]
-            tables = {}
-            for type_, spec in HASH_TYPES.items():
-                width = spec.hex_digits // 2
-                rows = conn.execute(
-                    "SELECT value, max(active) FROM contributions WHERE type = ?"
-                    " GROUP BY value ORDER BY value",
-                    (type_,),
-                ).fetchall()
-                if not rows:
-                    tables[type_] = _empty(width)
-                    continue
-                digest = np.frombuffer(
-                    bytes.fromhex("".join(row[0] for row in rows)), dtype=np.uint8
-                ).reshape(len(rows), width)
-                state = np.fromiter((row[1] for row in rows), dtype=np.int8, count=len(rows))
-                tables[type_] = _table(digest, state)
+            tables = {
+                type_: _read_table(conn, type_, spec.hex_digits)
+                for type_, spec in HASH_TYPES.items()
+            }
         finally:
             conn.execute("COMMIT")
         self._tables, self._overlay, self._seq, self._loaded = tables, {}, seq, True
@@ -191,6 +179,48 @@ class ExactIndex:
                 cached = _table(digest, state)
             self._overlay_tables[type_] = cached
         return cached
+
+
+# Rows read per step when loading: bounds the memory a step holds (about 200 bytes a row).
+_LOAD_ROWS = 1 << 19
+
+# One step of the load, read in C: SQLite concatenates the step's values (lowercase hex, as
+# the merge stores them) and their states (one digit each, in the same rows), so loading ten
+# million records creates no Python object per record. Steps follow the primary key.
+_LOAD_STEP = (
+    "SELECT count(*), max(value), sum(length(value) != ?), group_concat(value, ''),"
+    " group_concat(state, '')"
+    " FROM (SELECT value, max(active) AS state FROM contributions"
+    " WHERE type = ? AND value > ? GROUP BY value ORDER BY value LIMIT ?)"
+)
+
+
+def _read_table(conn: sqlite3.Connection, type_: str, digits: int) -> _Table:
+    """Every record of one type with its state, as a sorted table."""
+    width = digits // 2
+    digests, states = [], []
+    last = ""
+    while True:
+        count, top, bad, values, flags = conn.execute(
+            _LOAD_STEP, (digits, type_, last, _LOAD_ROWS)
+        ).fetchone()
+        if not count:
+            break
+        try:
+            if bad:
+                raise ValueError(f"{bad} values are not {digits} hex digits")
+            digest = bytes.fromhex(values)
+            state = np.frombuffer(flags.encode("ascii"), dtype=np.uint8)
+            if len(state) != count or ((state != ord("0")) & (state != ord("1"))).any():
+                raise ValueError("a state is not 0 or 1")
+        except ValueError as exc:
+            raise StoreError(f"contributions: {type_} records after {last!r}: {exc}") from exc
+        digests.append(np.frombuffer(digest, dtype=np.uint8).reshape(count, width))
+        states.append((state - ord("0")).astype(np.int8))
+        last = top
+    if not digests:
+        return _empty(width)
+    return _table(np.concatenate(digests), np.concatenate(states))
 
 
 def _probe(table: _Table, query: np.ndarray, key: np.ndarray, out: np.ndarray) -> None:

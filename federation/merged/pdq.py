@@ -2,13 +2,13 @@
 through the exact index of ``pdq_index``, kept current from ``pdq_values``.
 
 ``pdq_values`` numbers every PDQ value the merged list has held, in the transaction that
-merged it (``writer.apply_entries``). A matcher loads the table once (one buffer of 32-byte
-values straight into numpy) and, before every search, adds the rows committed since
-(``id > last``): one indexed query, usually empty. So a search never misses a hash that a
-publish, pull or push committed before it, in this process or another (``hashfed pull``
-beside ``serve``), and after a crash the index is rebuilt from the store, which is the
-truth. Values are never removed: a retracted hash is still a record (inactive), and a match
-on it says so.
+merged it (``writer.apply_entries``). A matcher loads the table once (read in C, in steps of
+half a million rows, each one buffer straight into numpy) and, before every search, adds the
+rows committed since (``id > last``): one indexed query, usually empty. So a search never
+misses a hash that a publish, pull or push committed before it, in this process or another
+(``hashfed pull`` beside ``serve``), and after a crash the index is rebuilt from the store,
+which is the truth. Values are never removed: a retracted hash is still a record
+(inactive), and a match on it says so.
 
 A matcher is not safe for concurrent use by itself: its owner serialises calls (a lock
 around a worker thread). It works on the connection it is given, inside no transaction.
@@ -22,11 +22,23 @@ import threading
 import numpy as np
 
 from hashfed.federation.merged.pdq_index import MAX_DISTANCE, PdqIndex, hex_to_words
+from hashfed.keys.errors import StoreError
 
 __all__ = ["MAX_DISTANCE", "PdqMatcher"]
 
-# Rows read per step when loading: bounds the Python objects alive at once.
-_LOAD_ROWS = 1 << 20
+# Rows read per step when loading: bounds the memory a step holds (about 120 bytes a row).
+_LOAD_ROWS = 1 << 19
+
+# One step of the load, read in C: SQLite concatenates each row's id and value as hex (16 +
+# 64 digits), and Python turns the whole step into one bytes object, so loading ten million
+# values creates no Python object per value. The id travels with its value, whatever order
+# the aggregate visits the rows in.
+_LOAD_STEP = (
+    "SELECT count(*), max(id), sum(length(value) != 32),"
+    " group_concat(printf('%016x', id) || hex(value), '')"
+    " FROM (SELECT id, value FROM pdq_values WHERE id > ? ORDER BY id LIMIT ?)"
+)
+_ROW_BYTES = 8 + 32
 
 
 class PdqMatcher:
@@ -69,16 +81,15 @@ class PdqMatcher:
         last = self._index.last_id or 0
         id_parts, hash_parts = [], []
         while True:
-            rows = conn.execute(
-                "SELECT id, value FROM pdq_values WHERE id > ? ORDER BY id LIMIT ?",
-                (last, _LOAD_ROWS),
-            ).fetchall()
-            if not rows:
+            count, top, bad, text = conn.execute(_LOAD_STEP, (last, _LOAD_ROWS)).fetchone()
+            if not count:
                 break
-            id_parts.append(np.fromiter((row[0] for row in rows), dtype=np.int64, count=len(rows)))
-            raw = np.frombuffer(b"".join(row[1] for row in rows), dtype=np.uint8)
-            hash_parts.append(raw.reshape(len(rows), 32))
-            last = int(id_parts[-1][-1])
+            if bad:
+                raise StoreError(f"pdq_values: {bad} values after id {last} are not 32 bytes")
+            rows = np.frombuffer(bytes.fromhex(text), dtype=np.uint8).reshape(count, _ROW_BYTES)
+            id_parts.append(rows[:, :8].copy().view(">i8").ravel().astype(np.int64))
+            hash_parts.append(rows[:, 8:])
+            last = top
         if not id_parts:
             return 0
         ids, hashes = np.concatenate(id_parts), np.concatenate(hash_parts)

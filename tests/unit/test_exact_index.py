@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from hashfed.federation.merged import exact
 from hashfed.federation.merged.exact import ACTIVE, INACTIVE, UNKNOWN, ExactIndex, _probe, _Table
 from hashfed.federation.publish import publish
 from hashfed.federation.store import Store
 from hashfed.keys import Signer
-from hashfed.keys.errors import ProtocolError
+from hashfed.keys.errors import ProtocolError, StoreError
 from hashfed.protocol.entries import Entry
 from tests.helpers import FIXED_NOW
 
@@ -82,3 +83,36 @@ def test_bad_values_are_named(store: Store, values: list, message: str) -> None:
 def test_an_unknown_type_is_refused(store: Store) -> None:
     with pytest.raises(ProtocolError, match="unknown hash type"):
         ExactIndex().states("md4", ["a" * 32])
+
+
+def test_a_load_in_many_steps_answers_as_one_step(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load reads each type in steps along the primary key (in C, a value and its state
+    in the same row): in steps of 2 records it answers what one step answers."""
+    values = [f"{i:032x}" for i in range(7)]
+    published(store, [Entry.add("md5", v) for v in values] + [Entry.opine("md5", f"{99:032x}", "false_positive")])
+    published(store, [Entry.remove("md5", values[3])])
+    asked = [*values, f"{99:032x}", f"{98:032x}"]
+    one = ExactIndex()
+    one.catch_up(store.conn)
+    monkeypatch.setattr(exact, "_LOAD_ROWS", 2)
+    steps = ExactIndex()
+    steps.catch_up(store.conn)
+    want = [ACTIVE] * 3 + [INACTIVE] + [ACTIVE] * 3 + [INACTIVE, UNKNOWN]
+    assert steps.states("md5", asked).tolist() == one.states("md5", asked).tolist() == want
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("UPDATE contributions SET value = value || '0' WHERE value = ?", "1 values are not 32 hex digits"),
+        ("UPDATE contributions SET value = 'zz' || substr(value, 3) WHERE value = ?", "non-hexadecimal"),
+        ("UPDATE contributions SET active = 7 WHERE value = ?", "a state is not 0 or 1"),
+    ],
+)
+def test_a_damaged_record_fails_the_load_closed(store: Store, damage: str, message: str) -> None:
+    published(store, [Entry.add("md5", f"{i:032x}") for i in range(3)])
+    store.conn.execute(damage, (f"{1:032x}",))
+    index = ExactIndex()
+    with pytest.raises(StoreError, match=rf"^contributions: md5 records after '': .*{message}"):
+        index.catch_up(store.conn)
+    assert index.states("md5", [f"{0:032x}"]).tolist() == [UNKNOWN]  # nothing half-loaded

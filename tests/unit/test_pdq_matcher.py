@@ -12,9 +12,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hashfed.federation.merged import pdq
 from hashfed.federation.publish import publish
 from hashfed.federation.store import Store
 from hashfed.keys import Signer
+from hashfed.keys.errors import StoreError
 from hashfed.protocol.entries import Entry
 from tests.helpers import FIXED_NOW
 
@@ -101,3 +103,30 @@ def test_a_retracted_hash_still_matches_and_says_so(store: Store) -> None:
 def test_a_distance_past_the_index_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="from 0 to 64"):
         store.merged.near_pdq("0" * 64, 65)
+
+
+def test_a_load_in_many_steps_keeps_every_id(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The load reads pdq_values in steps (in C, ids travelling with their values): in steps
+    of 3 rows, over ids with gaps, it finds what one step finds, and reports each value's id."""
+    rng = random.Random(3)
+    values = [f"{rng.getrandbits(256):064x}" for _ in range(10)]
+    store.conn.executemany(
+        "INSERT INTO pdq_values (id, value) VALUES (?, ?)",
+        [(i * i + 5, bytes.fromhex(v)) for i, v in enumerate(values)],
+    )
+    monkeypatch.setattr(pdq, "_LOAD_ROWS", 3)
+    matcher = pdq.PdqMatcher()
+    assert matcher.catch_up(store.conn) == 10
+    assert matcher._index.last_id == 9 * 9 + 5
+    for value in values:
+        assert matcher.search(store.conn, [flip(value, [1, 2])], 2) == [[(2, value)]]
+
+
+@pytest.mark.parametrize("length", [0, 31, 33])
+def test_a_pdq_value_of_another_length_fails_the_load_closed(store: Store, length: int) -> None:
+    store.conn.execute("INSERT INTO pdq_values (id, value) VALUES (1, ?)", (bytes(32),))
+    store.conn.execute("INSERT INTO pdq_values (id, value) VALUES (2, ?)", (b"\x01" * length,))
+    matcher = pdq.PdqMatcher()
+    with pytest.raises(StoreError, match=r"^pdq_values: 1 values after id 0 are not 32 bytes$"):
+        matcher.catch_up(store.conn)
+    assert len(matcher) == 0  # nothing half-loaded
