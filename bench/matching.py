@@ -4,8 +4,9 @@ matching at real sizes, over HTTP on a real node's local listener.
 One home is filled through the library's own publish path (N PDQ hashes, M MD5s), then
 ``hashfed serve --local-port`` runs in a child process and a client in this process asks:
 
-    load        seconds from the server's start to its first PDQ answer (the index built
-                from the store), and the node's RSS once loaded
+    load        seconds from the server's start to its first PDQ answer (the PDQ index
+                built from the store) and to its first exact answer (the exact index,
+                built beside it), and the node's RSS once both are loaded
     single      sequential PDQ searches at D = 31, one a request: p50 and p99 latency
     bulk pdq    POST /v1/lookup {"type": "pdq", "values": [...1,000], "distance": 31}
     bulk exact  POST /v1/lookup {"type": "md5", "values": [...10,000], "fields": ["active"]}
@@ -86,7 +87,14 @@ async def measure(url: str, pid: int, queries: list[str], md5: list[str], runs: 
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.2)
         load_s = time.perf_counter() - started
-        result: dict = {"load_s": load_s, "rss_loaded_bytes": rss_of(pid)}
+        # The exact index loads beside the PDQ index; its first answer waits for it.
+        await post(session, url, {"type": "md5", "values": md5[:1], "fields": ["active"]})
+        load_exact_s = time.perf_counter() - started
+        result: dict = {
+            "load_s": load_s,
+            "load_exact_s": load_exact_s,
+            "rss_loaded_bytes": rss_of(pid),
+        }
         singles, bulks, exacts = [], [], []
         matches = 0
         for _ in range(runs):

@@ -96,24 +96,32 @@ class Node:
 
 class Matching:
     """The node's in-memory indexes of the merged list for its matching pipeline: PDQ near
-    matches (``merged.pdq``) and bulk exact membership (``merged.exact``), on a store
-    connection of their own, used in a worker thread one call at a time, so that neither
+    matches (``merged.pdq``) and bulk exact membership (``merged.exact``), each on a store
+    connection of its own and used in a worker thread one call at a time, so that neither
     the first load (seconds at ten million values) nor a search holds up the event loop.
-    Each call first folds in what was committed since the last one."""
+    The two load side by side (SQLite and numpy's sorts let go of the GIL), and each
+    answers as soon as it is loaded. Each call first folds in what was committed since the
+    last one."""
 
     def __init__(self, home: Home) -> None:
-        self._store = home.open_store()
+        self._store = home.open_store()  # the PDQ index, and the records it answers with
+        self._exact_store = home.open_store()
         self._exact = ExactIndex()
         self._lock = asyncio.Lock()
+        self._exact_lock = asyncio.Lock()
 
     async def load(self) -> None:
         """Load both indexes from the store (``serve`` starts this in the background)."""
-        async with self._lock:
-            await asyncio.to_thread(self._load)
 
-    def _load(self) -> None:
-        self._store.merged.pdq.catch_up(self._store.conn)
-        self._exact.catch_up(self._store.conn)
+        async def pdq() -> None:
+            async with self._lock:
+                await asyncio.to_thread(self._store.merged.pdq.catch_up, self._store.conn)
+
+        async def exact() -> None:
+            async with self._exact_lock:
+                await asyncio.to_thread(self._exact.catch_up, self._exact_store.conn)
+
+        await asyncio.gather(pdq(), exact())
 
     async def near(self, values: list[str], max_distance: int) -> list[list[tuple[int, Record]]]:
         async with self._lock:
@@ -123,14 +131,15 @@ class Matching:
         """For each (type, values): ACTIVE, INACTIVE or UNKNOWN per value (``merged.exact``)."""
 
         def run() -> list[np.ndarray]:
-            self._exact.catch_up(self._store.conn)
+            self._exact.catch_up(self._exact_store.conn)
             return [self._exact.states(type_, values) for type_, values in wanted]
 
-        async with self._lock:
+        async with self._exact_lock:
             return await asyncio.to_thread(run)
 
     def close(self) -> None:
         self._store.close()
+        self._exact_store.close()
 
 
 NODE = web.AppKey("node", Node)

@@ -182,45 +182,87 @@ class ExactIndex:
 
 
 # Rows read per step when loading: bounds the memory a step holds (about 200 bytes a row).
-_LOAD_ROWS = 1 << 19
+_LOAD_ROWS = 1 << 20
 
-# One step of the load, read in C: SQLite concatenates the step's values (lowercase hex, as
-# the merge stores them) and their states (one digit each, in the same rows), so loading ten
-# million records creates no Python object per record. Steps follow the primary key.
-_LOAD_STEP = (
-    "SELECT count(*), max(value), sum(length(value) != ?), group_concat(value, ''),"
-    " group_concat(state, '')"
-    " FROM (SELECT value, max(active) AS state FROM contributions"
-    " WHERE type = ? AND value > ? GROUP BY value ORDER BY value LIMIT ?)"
+# The load, read in C, in steps along the primary key: the first query finds where a step
+# of ``_LOAD_ROWS`` rows ends (a walk of the index, no row built), the second concatenates
+# the values of every row up to and including that value (lowercase hex, as the merge
+# stores them) and their ``active`` flags (one digit each, from the same rows), so loading
+# ten million records creates no Python object per record. A hash has a row per log that
+# spoke of it; its state is the greatest of its rows' (numpy, ``_merge_rows``): cheaper than
+# a GROUP BY in SQLite.
+_STEP_END = (
+    "SELECT value FROM contributions WHERE type = ? AND value > ? ORDER BY value"
+    " LIMIT 1 OFFSET ?"
 )
+_LOAD = (
+    "SELECT count(*), sum(length(value) != ?), group_concat(value, ''), group_concat(active, '')"
+    " FROM contributions WHERE type = ? AND value > ?"
+)
+_LOAD_STEP = _LOAD + " AND value <= ?"
 
 
 def _read_table(conn: sqlite3.Connection, type_: str, digits: int) -> _Table:
     """Every record of one type with its state, as a sorted table."""
     width = digits // 2
     digests, states = [], []
-    last = ""
-    while True:
-        count, top, bad, values, flags = conn.execute(
-            _LOAD_STEP, (digits, type_, last, _LOAD_ROWS)
-        ).fetchone()
-        if not count:
-            break
-        try:
-            if bad:
-                raise ValueError(f"{bad} values are not {digits} hex digits")
-            digest = bytes.fromhex(values)
-            state = np.frombuffer(flags.encode("ascii"), dtype=np.uint8)
-            if len(state) != count or ((state != ord("0")) & (state != ord("1"))).any():
-                raise ValueError("a state is not 0 or 1")
-        except ValueError as exc:
-            raise StoreError(f"contributions: {type_} records after {last!r}: {exc}") from exc
-        digests.append(np.frombuffer(digest, dtype=np.uint8).reshape(count, width))
-        states.append((state - ord("0")).astype(np.int8))
-        last = top
+    last: str | None = ""
+    while last is not None:
+        end = conn.execute(_STEP_END, (type_, last, _LOAD_ROWS - 1)).fetchone()
+        hi = None if end is None else end[0]  # None: the last step, to the end
+        step = (_LOAD, (digits, type_, last)) if hi is None else (_LOAD_STEP, (digits, type_, last, hi))
+        count, bad, values, flags = conn.execute(*step).fetchone()
+        if count:
+            try:
+                if bad:
+                    raise ValueError(f"{bad} values are not {digits} hex digits")
+                digest = bytes.fromhex(values)
+                state = np.frombuffer(flags.encode("ascii"), dtype=np.uint8)
+                if len(state) != count or ((state != ord("0")) & (state != ord("1"))).any():
+                    raise ValueError("a state is not 0 or 1")
+            except ValueError as exc:
+                raise StoreError(
+                    f"contributions: {type_} records after {last!r}: {exc}"
+                ) from exc
+            digests.append(np.frombuffer(digest, dtype=np.uint8).reshape(count, width))
+            states.append((state - ord("0")).astype(np.int8))
+        last = hi
     if not digests:
         return _empty(width)
-    return _table(np.concatenate(digests), np.concatenate(states))
+    return _merge_rows(np.concatenate(digests), np.concatenate(states))
+
+
+def _merge_rows(digest: np.ndarray, state: np.ndarray) -> _Table:
+    """The table of rows that may repeat a value (a row per log): one entry per value, with
+    the greatest state of its rows. Rows sorted by key put a value's rows side by side,
+    except where two values share a key (about n²/2⁶⁵ pairs): such a run is put in value
+    order first."""
+    key = _keys(digest)
+    order = np.argsort(key)
+    width = digest.shape[1]
+    # Rows moved whole (one void item each), not byte by byte.
+    rows = np.ascontiguousarray(digest).view(np.dtype((np.void, width))).ravel()
+    key, rows, state = key[order], rows[order], state[order]
+    digest = rows.view(np.uint8).reshape(len(rows), width)
+    same_key = key[1:] == key[:-1]
+    shared = np.flatnonzero(same_key)  # a value's other rows, and the rare collisions
+    same_value = np.zeros(len(same_key), dtype=bool)
+    same_value[shared] = (digest[shared + 1] == digest[shared]).all(axis=1)
+    for i in np.flatnonzero(same_key & ~same_value).tolist():
+        start, stop = i, i + 2  # the whole run of rows under this key
+        while start > 0 and key[start - 1] == key[i]:
+            start -= 1
+        while stop < len(key) and key[stop] == key[i]:
+            stop += 1
+        run = sorted(range(start, stop), key=lambda j: digest[j].tobytes())
+        digest[start:stop], state[start:stop] = digest[run], state[run]
+        same_value[start : stop - 1] = (digest[start + 1 : stop] == digest[start : stop - 1]).all(
+            axis=1
+        )
+    first = np.ones(len(key), dtype=bool)
+    first[1:] = ~same_value
+    starts = np.flatnonzero(first)
+    return _Table(key[starts], digest[starts], np.maximum.reduceat(state, starts))
 
 
 def _probe(table: _Table, query: np.ndarray, key: np.ndarray, out: np.ndarray) -> None:

@@ -116,3 +116,20 @@ def test_a_damaged_record_fails_the_load_closed(store: Store, damage: str, messa
     with pytest.raises(StoreError, match=rf"^contributions: md5 records after '': .*{message}"):
         index.catch_up(store.conn)
     assert index.states("md5", [f"{0:032x}"]).tolist() == [UNKNOWN]  # nothing half-loaded
+
+
+def test_rows_of_one_value_merge_to_its_greatest_state_even_when_keys_collide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hash has a row per log; the load keeps one entry per hash, active if any row is.
+    With every key made equal (so values interleave under one key), each value's rows
+    still merge, and each value is found with its own state."""
+    a, b, c = (bytes([n]) * 16 for n in (1, 2, 3))
+    rows = [a, b, a, c, b, a]
+    states = [0, 1, 1, 0, 0, 0]
+    digest = np.frombuffer(b"".join(rows), dtype=np.uint8).reshape(len(rows), 16).copy()
+    monkeypatch.setattr(exact, "_keys", lambda d: np.full(len(d), 42, dtype=np.uint64))
+    table = exact._merge_rows(digest, np.array(states, dtype=np.int8))
+    assert sorted((bytes(d), int(s)) for d, s in zip(table.digest, table.state, strict=True)) == [(a, 1), (b, 1), (c, 0)]
+    query = np.frombuffer(a + b + c + bytes(16), dtype=np.uint8).reshape(4, 16)
+    out = np.full(4, UNKNOWN, dtype=np.int8)
+    _probe(table, query, exact._keys(query), out)
+    assert out.tolist() == [ACTIVE, ACTIVE, INACTIVE, UNKNOWN]

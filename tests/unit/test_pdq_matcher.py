@@ -114,7 +114,7 @@ def test_a_load_in_many_steps_keeps_every_id(store: Store, monkeypatch: pytest.M
         "INSERT INTO pdq_values (id, value) VALUES (?, ?)",
         [(i * i + 5, bytes.fromhex(v)) for i, v in enumerate(values)],
     )
-    monkeypatch.setattr(pdq, "_LOAD_ROWS", 3)
+    monkeypatch.setattr(pdq, "_LOAD_IDS", 3)
     matcher = pdq.PdqMatcher()
     assert matcher.catch_up(store.conn) == 10
     assert matcher._index.last_id == 9 * 9 + 5
@@ -127,6 +127,6 @@ def test_a_pdq_value_of_another_length_fails_the_load_closed(store: Store, lengt
     store.conn.execute("INSERT INTO pdq_values (id, value) VALUES (1, ?)", (bytes(32),))
     store.conn.execute("INSERT INTO pdq_values (id, value) VALUES (2, ?)", (b"\x01" * length,))
     matcher = pdq.PdqMatcher()
-    with pytest.raises(StoreError, match=r"^pdq_values: 1 values after id 0 are not 32 bytes$"):
+    with pytest.raises(StoreError, match=r"^pdq_values: 1 values with ids in 1\.\.2 are not 32 bytes$"):
         matcher.catch_up(store.conn)
     assert len(matcher) == 0  # nothing half-loaded
