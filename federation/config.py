@@ -104,6 +104,9 @@ class LimitsConfig(BaseModel):
     # An idle keep-alive connection is closed after this.
     idle_timeout_s: PositiveFloat = 75.0
     max_connections_per_address: PositiveInt = 32
+    # Open connections per listener, from every address together; past it a new one is
+    # closed at once. Two listeners at 256 stay well under the usual 1,024 descriptors.
+    max_connections: PositiveInt = 256
     # Per key, after the signature verifies: a token bucket.
     requests_per_second_per_key: PositiveFloat = 50.0
     burst_per_key: PositiveInt = 200

@@ -33,6 +33,7 @@ DESCRIPTIONS: dict[str, str] = {
     "limits.body_timeout_s": "A push body, read once its sender is authenticated, must arrive within this (408 otherwise).",
     "limits.idle_timeout_s": "Idle keep-alive connections are closed after this.",
     "limits.max_connections_per_address": "Open connections allowed from one client address.",
+    "limits.max_connections": "Open connections allowed per listener, from every address together; past it a new one is closed at once.",
     "limits.requests_per_second_per_key": "Token bucket rate per signing key, after its signature verifies (429 with `Retry-After` past it).",
     "limits.burst_per_key": "Token bucket size per signing key.",
     "limits.requests_per_second_per_address": "Token bucket rate per client address (an IPv6 /64), before any signature is checked.",

@@ -5,18 +5,25 @@ by sending a body slowly. The head has its own deadline (``connguard``).
 
 ``Expect: 100-continue`` is answered by the route, before any middleware runs: a route
 that takes a body invites it (``invite_body``) only once its own checks pass; every other
-route refuses the expectation (``refuse_expect``, 417), since it reads no body at all.
+route refuses the expectation (``refuse_expect``, 417), since it reads no body at all. What
+no route serves goes to the listener's last route (``add_fallback``): 404, or 405 with
+``Allow``, after the listener's own credential check, at once (aiohttp's built-in answer
+would first invite the body).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import orjson
 from aiohttp import HttpVersion11, web
 
 from hashfed.federation.http.node import NODE
-from hashfed.federation.http.problems import Problem, problem_response
+from hashfed.federation.http.problems import Problem, http_problem, problem_response
+
+FALLBACK = "no-route"
+"""The name of each listener's last route (``add_fallback``)."""
 
 
 async def read_body(request: web.Request, *, max_bytes: int, timeout_s: float) -> bytes:
@@ -59,3 +66,35 @@ async def refuse_expect(request: web.Request) -> web.StreamResponse:
     return problem_response(
         Problem(417, "expectation-failed", f"{request.method} {request.path} takes no body")
     )
+
+
+def add_fallback(app: web.Application, *, check: Callable[[web.Request], None]) -> None:
+    """Add the last route of a listener's app (call it after every other route): a path no
+    route serves is 404, a method its path does not take is 405 with ``Allow``. With
+    ``Expect: 100-continue`` the same answer comes at once, after ``check`` (the listener's
+    credential check, as its middleware would run it), and no body is invited."""
+
+    async def no_route(request: web.Request) -> web.StreamResponse:
+        raise await _no_route(request)
+
+    async def expect(request: web.Request) -> web.StreamResponse:
+        try:
+            check(request)
+            raise await _no_route(request)
+        except Problem as problem:
+            return problem_response(problem)
+        except web.HTTPException as exc:
+            return problem_response(http_problem(exc))
+
+    app.router.add_route("*", "/{path:.*}", no_route, name=FALLBACK, expect_handler=expect)
+
+
+async def _no_route(request: web.Request) -> web.HTTPException:
+    allowed: set[str] = set()
+    for resource in request.app.router.resources():
+        if resource.name != FALLBACK:
+            _match, methods = await resource.resolve(request)
+            allowed |= methods
+    if allowed:
+        return web.HTTPMethodNotAllowed(request.method, allowed)
+    return web.HTTPNotFound()

@@ -1,5 +1,5 @@
-"""Connection-level limits aiohttp does not have: a deadline for the request head, and a
-cap on concurrent connections per client address.
+"""Connection-level limits aiohttp does not have: a deadline for the request head, and caps
+on concurrent connections, per client address and per listener.
 
 aiohttp waits for a request head for as long as the client keeps sending bytes, so a client
 that sends one header line per second holds a connection forever (slowloris). Here every
@@ -16,7 +16,10 @@ connection goes through ``_GuardedProtocol``, a thin wrapper around aiohttp's ow
   ``Expect: 100-continue``, which curl sends for bodies over 1 MiB) is not a final
   response: the body comes after it;
 - a client address with ``max_connections_per_address`` open connections has further ones
-  closed at once (an IPv6 client's address is its /64: ``guard.address_key``);
+  closed at once (an IPv6 client's address is its /64: ``guard.address_key``), and so has a
+  listener with ``max_connections`` open, whatever their addresses: many addresses (a
+  botnet, or one host's many loopback or IPv6 addresses) cannot take every file
+  descriptor of the process, which the other listener and the store need too;
 - over TLS, the handshake must also finish within ``header_timeout_s`` (asyncio's default
   is 60 s); a connection counts towards its address's cap once the handshake is done.
 """
@@ -122,13 +125,18 @@ class _GuardedProtocol(asyncio.Protocol):
         # Counted by ``address_key``: an IPv6 client by its /64, not the one address it
         # happens to use (it may hold the whole /64).
         self._address = address_key(peer[0]) if isinstance(peer, tuple) and peer else "?"
-        counts = self._guard.open_by_address
-        if counts[self._address] >= self._guard.max_connections_per_address:
-            self._guard.refused += 1
+        guard = self._guard
+        counts = guard.open_by_address
+        if (
+            counts[self._address] >= guard.max_connections_per_address
+            or guard.open_total >= guard.max_connections
+        ):
+            guard.refused += 1
             self._address = None
             transport.abort()
             return
         counts[self._address] += 1
+        guard.open_total += 1
         self._arm()
         self._inner.connection_made(_WatchedTransport(transport, self._response_started))
 
@@ -154,6 +162,7 @@ class _GuardedProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         if self._address is not None:
+            self._guard.open_total -= 1
             counts = self._guard.open_by_address
             counts[self._address] -= 1
             if counts[self._address] <= 0:
@@ -168,10 +177,14 @@ class _GuardedProtocol(asyncio.Protocol):
 
 
 class ConnectionGuard:
-    def __init__(self, *, header_timeout_s: float, max_connections_per_address: int) -> None:
+    def __init__(
+        self, *, header_timeout_s: float, max_connections_per_address: int, max_connections: int
+    ) -> None:
         self.header_timeout_s = header_timeout_s
         self.max_connections_per_address = max_connections_per_address
+        self.max_connections = max_connections
         self.open_by_address: Counter[str] = Counter()
+        self.open_total = 0
         self.timeouts = 0
         self.refused = 0
 
@@ -188,6 +201,7 @@ class GuardedSite(web.BaseSite):
         ssl_context: Any = None,
         header_timeout_s: float,
         max_connections_per_address: int,
+        max_connections: int,
         backlog: int = 128,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
@@ -197,6 +211,7 @@ class GuardedSite(web.BaseSite):
         self.guard = ConnectionGuard(
             header_timeout_s=header_timeout_s,
             max_connections_per_address=max_connections_per_address,
+            max_connections=max_connections,
         )
 
     @property

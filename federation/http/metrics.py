@@ -37,6 +37,7 @@ from prometheus_client.registry import Collector
 
 from hashfed.federation.events import LOGGER_NAME, emit, fields_of
 from hashfed.federation.http.auth import PEER
+from hashfed.federation.http.body import FALLBACK
 from hashfed.federation.http.node import NODE, Node
 from hashfed.federation.report import parse_timestamp, peer_lags
 from hashfed.federation.store import Store
@@ -198,7 +199,8 @@ async def observe_middleware(request: web.Request, handler):  # type: ignore[no-
     response = await handler(request)
     status = response.status
     resource = request.match_info.route.resource
-    route = resource.canonical if resource is not None else "unmatched"
+    matched = resource is not None and resource.name != FALLBACK
+    route = resource.canonical if matched else "unmatched"
     metrics = request.app.get(METRICS)
     if metrics is not None:
         metrics.requests.labels(request.method, route, str(status)).inc()

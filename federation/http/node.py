@@ -43,7 +43,7 @@ class Node:
         self.write_lock = asyncio.Lock()
         # Logs with a push in progress: one push at a time per log (push.py), so a pusher
         # cannot make the node hold several large bodies of one log at once.
-        self.pushing: set[str] = set()
+        self.pushing: dict[str, str] = {}  # org -> the log it is pushing (push.py)
         limits = self.config.limits
         # Nonces are in memory: what a previous run of this node saw is gone, so requests
         # dated before this run started are refused as possible replays (guard.py).

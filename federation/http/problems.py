@@ -116,18 +116,7 @@ async def problem_middleware(request: web.Request, handler):  # type: ignore[no-
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        # The type comes from our own table, not from aiohttp's reason phrase (which may
-        # change between versions: 413 was "Request Entity Too Large").
-        title = _TITLES.get(exc.status, "HTTP error")
-        slug = title.lower().replace(" ", "-")
-        return problem_response(
-            Problem(
-                exc.status,
-                slug,
-                exc.text or exc.reason,
-                headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
-            )
-        )
+        return problem_response(http_problem(exc))
     except ConnectionResetError:
         # The client went away (mid-body or mid-response): nobody is left to answer and
         # nothing is wrong with the node. This answer is never delivered (aiohttp's write
@@ -137,3 +126,17 @@ async def problem_middleware(request: web.Request, handler):  # type: ignore[no-
     except Exception:
         log.exception("unhandled error in %s %s", request.method, inert(request.path))
         return problem_response(Problem(500, "internal", "internal error; see the node's log"))
+
+
+def http_problem(exc: web.HTTPException) -> Problem:
+    """aiohttp's error answer as our problem: the type comes from our own table, not from
+    aiohttp's reason phrase (which may change between versions: 413 was "Request Entity
+    Too Large"); ``Allow`` and ``Retry-After`` are kept."""
+    title = _TITLES.get(exc.status, "HTTP error")
+    slug = title.lower().replace(" ", "-")
+    return Problem(
+        exc.status,
+        slug,
+        exc.text or exc.reason,
+        headers={k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")},
+    )

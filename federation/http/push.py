@@ -12,10 +12,14 @@ batches held; the problem carries ``size``), 422 (checkpoint for another log, no
 a trusted key of the org, N < M, or the root or proof fails). Only the 422 step costs a
 signature check or hashing.
 
-One push at a time per log: while a push of a log is in progress (from its head to its
-commit), another push of it gets 429 ``push-in-progress`` with ``Retry-After`` at once, from
-its head alone (before the Expect invitation or any byte of its body): only one body per
-log is ever held, and the second would fail on a stale start anyway.
+One push at a time per org: while a push by an org is in progress (from its head to its
+commit), another push by it, of that log or another of its collections, gets 429
+``push-in-progress`` with ``Retry-After`` at once, from its head alone (before the Expect
+invitation or any byte of its body). So the bodies held at once are at most one per org
+the host accepts pushes from, each within ``max_body_bytes``; a second push of one log
+would fail on a stale start anyway. The start index is the body's first line, so a stale
+start is found once the body is read: the protocol's order (401 for a body that does not
+match its signed digest, 400 for a malformed header, before 409) needs the whole body.
 
 A page that does not complete its checkpoint is held, not served, and the checkpoint it was
 proven against is kept as the log's ``pending`` note: a later push of a checkpoint of that
@@ -139,25 +143,28 @@ PUSH_RETRY_AFTER_S = 5
 
 
 def _not_pushing(node: Node, log_id: str) -> None:
-    """429 if a push of ``log_id`` is in progress."""
-    if log_id in node.pushing:
+    """429 if a push by the org of ``log_id`` is in progress."""
+    org, _collection = parse_log_id(log_id)
+    pushing = node.pushing.get(org)
+    if pushing is not None:
         raise Problem(
             429,
             "push-in-progress",
-            f"a push of {log_id} is in progress; push again once it has ended",
+            f"a push of {pushing} is in progress; {org} may push again once it has ended",
             headers={"Retry-After": str(PUSH_RETRY_AFTER_S)},
         )
 
 
 @contextlib.contextmanager
 def _one_push(node: Node, log_id: str) -> Iterator[None]:
-    """Hold ``log_id``'s push slot for the block (429 if it is taken)."""
+    """Hold the push slot of ``log_id``'s org for the block (429 if it is taken)."""
     _not_pushing(node, log_id)
-    node.pushing.add(log_id)
+    org, _collection = parse_log_id(log_id)
+    node.pushing[org] = log_id
     try:
         yield
     finally:
-        node.pushing.discard(log_id)
+        del node.pushing[org]
 
 
 async def handle_push(request: web.Request) -> web.Response:

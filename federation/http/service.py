@@ -22,9 +22,11 @@ from aiohttp import web
 
 from hashfed.federation.home import Home
 from hashfed.federation.http.app import create_app
+from hashfed.federation.http.auth import authenticate
+from hashfed.federation.http.body import add_fallback, refuse_expect
 from hashfed.federation.http.connguard import GuardedSite
 from hashfed.federation.http.console import add_console
-from hashfed.federation.http.lookup import create_lookup_app
+from hashfed.federation.http.lookup import check_token, create_lookup_app
 from hashfed.federation.http.metrics import METRICS, NodeMetrics, metrics_handler
 from hashfed.federation.http.node import Node
 from hashfed.federation.http.openapi import add_openapi, local_document, peer_document
@@ -96,6 +98,7 @@ class NodeService:
         app = create_app(self.node)
         app[METRICS] = self.metrics
         add_openapi(app, peer_document())
+        add_fallback(app, check=authenticate)
         self.metrics.attach()
         self._runner, site = await self._listen(app, self.host, self.port, ssl_context=context)
         self.bound_port = site.bound_port
@@ -105,8 +108,9 @@ class NodeService:
             local_app = create_lookup_app(self.node, token=server.local_token)
             add_console(local_app, token=server.local_token)
             local_app[METRICS] = self.metrics
-            local_app.router.add_get("/metrics", metrics_handler)
+            local_app.router.add_get("/metrics", metrics_handler, expect_handler=refuse_expect)
             add_openapi(local_app, local_document())
+            add_fallback(local_app, check=check_token)
             self._local_runner, self.local_site = await self._listen(
                 local_app, server.local_host, self.local_port
             )
@@ -138,6 +142,7 @@ class NodeService:
             ssl_context=ssl_context,
             header_timeout_s=limits.header_timeout_s,
             max_connections_per_address=limits.max_connections_per_address,
+            max_connections=limits.max_connections,
         )
         try:
             await site.start()

@@ -315,6 +315,8 @@ async def _first_answer(port: int, head: bytes) -> tuple[bytes, dict]:
         writer.close()
 
 
+TOKEN_HEADER = "Authorization: Bearer s3cret\r\n"
+
 # (listener, method, path, headers) -> status, problem type: no route but push (and the
 # lookup POST, once its token is checked) answers Expect: 100-continue with an invitation.
 EXPECT_ELSEWHERE = {
@@ -324,6 +326,14 @@ EXPECT_ELSEWHERE = {
     "batches": ("peer", "GET", f"/v1/logs/{LOG}/batches?start=0", "", 417, "expectation-failed"),
     "lookup get": ("lookup", "GET", f"/v1/hashes/md5/{md5(1)}", "", 417, "expectation-failed"),
     "lookup post without token": ("lookup", "POST", "/v1/lookup", "", 401, "bad-token"),
+    # What no route serves: the listener's credentials first, then 404 or 405, at once.
+    "peer unknown path": ("peer", "POST", "/v1/nothing", "", 401, "bad-signature"),
+    "peer wrong method": ("peer", "PUT", "/v1/logs", "", 401, "bad-signature"),
+    "lookup unknown path without token": ("lookup", "POST", "/v1/nothing", "", 401, "bad-token"),
+    "lookup unknown path": ("lookup", "POST", "/v1/nothing", TOKEN_HEADER, 404, "not-found"),
+    "lookup wrong method": ("lookup", "PUT", "/v1/lookup", TOKEN_HEADER, 405, "method-not-allowed"),
+    "metrics": ("lookup", "GET", "/metrics", TOKEN_HEADER, 417, "expectation-failed"),
+    "openapi": ("lookup", "GET", "/v1/openapi.json", TOKEN_HEADER, 417, "expectation-failed"),
 }
 
 
@@ -348,6 +358,8 @@ async def test_expect_100_continue_is_not_answered_before_authentication_elsewhe
     # The final answer at once, no "100 Continue": no body is invited.
     assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer
     assert problem["type"] == f"urn:hashfed:problem:{slug}"
+    if status == 405:
+        assert b"\r\nAllow: POST\r\n" in answer
     assert snapshot(a) == before
     assert len(service.node.nonces) == 0
 

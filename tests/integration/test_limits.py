@@ -251,6 +251,47 @@ async def test_connections_per_address_are_capped(homes, start_node) -> None:  #
             writer.close()
 
 
+async def test_connections_per_listener_are_capped_whatever_their_addresses(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    """Many addresses, one connection each, cannot take every descriptor: past the
+    listener's cap a new connection is closed at once, and the lookup listener (its own
+    cap) still answers; a freed slot is served again."""
+    a, _, _ = homes
+    a = configure(a, limits={"max_connections": 3}, server={"local_token": "s3cret"})
+    service = await start_node(a, local_port=0)
+    held = [await _open(service, source=f"127.0.0.{n}") for n in (2, 3, 4)]
+    try:
+        for reader, writer in held:
+            assert (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
+        reader, writer = await _open(service, source="127.0.0.5")  # a fourth address
+        writer.write(f"GET /v1/node HTTP/1.1\r\nHost: 127.0.0.1:{service.bound_port}\r\n\r\n".encode())
+        assert await asyncio.wait_for(_closed(reader), 5) == b""
+        writer.close()
+
+        async with aiohttp.ClientSession() as session:
+            reply = await session.get(
+                f"http://127.0.0.1:{service.local_bound_port}/v1/hashes/md5/{'0' * 32}",
+                headers={"Authorization": "Bearer s3cret"},
+            )
+            assert reply.status == 404  # answered: not in the list
+
+        held[0][1].close()
+        await held[0][1].wait_closed()
+
+        async def served() -> bool:
+            reader, writer = await _open(service, source="127.0.0.5")
+            try:
+                return (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return False
+            finally:
+                writer.close()
+
+        await wait_until(served, what="a free connection slot")
+    finally:
+        for _, writer in held[1:]:
+            writer.close()
+
+
 # -- rate limits -----------------------------------------------------------------------------
 
 
@@ -371,7 +412,9 @@ async def test_a_key_over_its_rate_has_no_nonce_recorded(homes, start_node) -> N
     assert len(service.node.nonces) == 3  # one per request served, none per refusal
 
 
-async def test_one_push_at_a_time_per_log(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+async def test_one_push_at_a_time_per_org(homes, start_node) -> None:  # type: ignore[no-untyped-def]
+    """While an org's push is in progress, its next push, of that log or of another of its
+    collections, is 429 from its head alone: one body per org is held at a time."""
     a, c, body = _ngo_and_host(homes, {})
     service = await start_node(a)
     node = service.node
@@ -381,21 +424,24 @@ async def test_one_push_at_a_time_per_log(homes, start_node) -> None:  # type: i
         # A first push sends its head and part of its body, then waits.
         writer.write(_signed_push_head(service, c, body) + body[:10])
         await writer.drain()
-        await wait_until(lambda: node.pushing == {f"{C}/default"}, what="the first push to start")
+        await wait_until(lambda: node.pushing == {C: f"{C}/default"}, what="the first push to start")
         async with aiohttp.ClientSession() as session:
-            for expect in ({}, {"Expect": "100-continue"}):
-                reply = await signed(
-                    session, service.url, c.signers[0], "POST", f"/v1/logs/{C}/default/batches",
-                    body=body, headers={"Content-Type": "application/x-ndjson", **expect},
-                )
-                problem = assert_problem(reply, 429, "push-in-progress")
-                assert problem["detail"] == f"a push of {C}/default is in progress; push again once it has ended"
-                assert reply.headers["Retry-After"] == "5"
-        assert node.pushing == {f"{C}/default"}  # one slot, held by the first
+            for collection in ("default", "other"):
+                for expect in ({}, {"Expect": "100-continue"}):
+                    reply = await signed(
+                        session, service.url, c.signers[0], "POST", f"/v1/logs/{C}/{collection}/batches",
+                        body=body, headers={"Content-Type": "application/x-ndjson", **expect},
+                    )
+                    problem = assert_problem(reply, 429, "push-in-progress")
+                    assert problem["detail"] == (
+                        f"a push of {C}/default is in progress; {C} may push again once it has ended"
+                    )
+                    assert reply.headers["Retry-After"] == "5"
+        assert node.pushing == {C: f"{C}/default"}  # one slot, held by the first
         assert snapshot(a) == before
         writer.write(body[10:])  # the first push ends, and is stored
         await writer.drain()
         assert (await asyncio.wait_for(reader.read(), 5)).startswith(b"HTTP/1.1 201")
     finally:
         writer.close()
-    assert node.pushing == set()
+    assert node.pushing == {}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hashfed.federation.http.body import refuse_expect
 from hashfed.federation.http.console.session import Sessions
 from hashfed.federation.http.console.views import (
     SESSIONS,
@@ -55,7 +56,10 @@ def add_console(app: web.Application, *, token: str | None) -> None:
     ):
         page = path.strip("/").replace("/", "-").replace(".", "-") or "overview"
         name = f"{ROUTE_PREFIX}{page}-{method.lower()}"
-        app.router.add_route(method, path, handler, name=name)
+        # A page takes no body: Expect is refused (417). The two forms (login, logout) are
+        # small, bounded by the listener's body cap, and are how a session begins or ends.
+        extra = {"expect_handler": refuse_expect} if method == "GET" else {}
+        app.router.add_route(method, path, handler, name=name, **extra)
 
 
 def is_console_route(request: web.Request) -> bool:
