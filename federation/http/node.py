@@ -105,7 +105,11 @@ class Matching:
 
     def __init__(self, home: Home) -> None:
         self._store = home.open_store()  # the PDQ index, and the records it answers with
-        self._exact_store = home.open_store()
+        try:
+            self._exact_store = home.open_store()
+        except BaseException:
+            self._store.close()
+            raise
         self._exact = ExactIndex()
         self._lock = asyncio.Lock()
         self._exact_lock = asyncio.Lock()
