@@ -152,8 +152,15 @@ async def post_lookup(request: web.Request) -> web.Response:
         if any(t != "pdq" for t, _ in wanted):
             raise Problem(400, "malformed", '"distance" is for pdq hashes; others match exactly')
         answers = await node.matching.near([v for _, v in wanted], distance)
+        # A clustered set answers many queries with the same records (one object each
+        # here): each record's JSON is built once per request.
+        objects: dict[int, dict] = {}
+        for matches in answers:
+            for _d, record in matches:
+                if id(record) not in objects:
+                    objects[id(record)] = record.to_json_obj()
         return _json(
-            {"results": [[{"distance": d, **r.to_json_obj()} for d, r in m] for m in answers]}
+            {"results": [[{"distance": d, **objects[id(r)]} for d, r in m] for m in answers]}
         )
     if active_only:
         order: dict[str, list[int]] = {}
