@@ -3,9 +3,9 @@ through the exact index of ``pdq_index``, kept current from ``pdq_values``.
 
 ``pdq_values`` numbers every PDQ value the merged list has held, in the transaction that
 merged it (``writer.apply_entries``). A matcher loads the table once (read in C, in steps of
-half a million rows, each one buffer straight into numpy) and, before every search, adds the
-rows committed since (``id > last``): one indexed query, usually empty. So a search never
-misses a hash that a publish, pull or push committed before it, in this process or another
+a million ids, each one buffer straight into numpy) and, before every search, adds the rows
+committed since (``id > last``): one indexed query, usually empty. So a search never misses
+a hash that a publish, pull or push committed before it, in this process or another
 (``hashfed pull`` beside ``serve``), and after a crash the index is rebuilt from the store,
 which is the truth. Values are never removed: a retracted hash is still a record
 (inactive), and a match on it says so.
