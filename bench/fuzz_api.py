@@ -12,6 +12,10 @@ peer listener, the bearer token on the local one) and without. Every answer must
 - be 401 when a signed (or token) route is asked without credentials;
 - leave the store unchanged when it refuses (a 4xx): every table, compared row by row.
 
+Then stateful runs: schemathesis follows the documents' links from answer to request (a
+listing to the first log's checkpoint, batches and proofs; a push to the pushed log; a
+page of changes to the next page), in sequences of a few requests, checked the same way.
+
 It prints the requests sent, a count per status, and each failure with the request that
 caused it. ``tests/integration/test_schemathesis.py`` runs a few hundred of these.
 """
@@ -34,9 +38,10 @@ from typing import Any
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, Phase, given, seed, settings
+from hypothesis import HealthCheck, Phase, given, reject, seed, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.generation import GenerationMode
+from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -186,6 +191,7 @@ def running_node() -> Iterator[FuzzNode]:
 @dataclass
 class Tally:
     statuses: collections.Counter[int] = field(default_factory=collections.Counter)
+    reached: collections.Counter[str] = field(default_factory=collections.Counter)  # "label status"
     failures: dict[str, str] = field(default_factory=dict)  # first failure per kind
     failure_count: int = 0
     requests: int = 0
@@ -195,15 +201,17 @@ class Tally:
         self.failures.setdefault(kind, text)
 
 
-def _check(node: FuzzNode, tally: Tally, case: Any, base_url: str, session: requests.Session, credentials: bool) -> None:
+def _check(node: FuzzNode, tally: Tally, case: Any, base_url: str, session: requests.Session, credentials: bool) -> Any:
+    """Send ``case`` and check its answer; the response, or None when it cannot be sent."""
     before = db_snapshot(node.home.db_path)
     try:
         response = case.call(base_url=base_url, session=session, timeout=30, allow_redirects=False)
     except (requests.exceptions.InvalidHeader, requests.exceptions.InvalidURL, UnicodeError, ValueError):
-        return  # requests cannot put this on the wire at all
+        return None  # requests cannot put this on the wire at all
     tally.requests += 1
     status = response.status_code
     tally.statuses[status] += 1
+    tally.reached[f"{case.operation.label} {status}"] += 1
     label = f"{case.operation.label} ({'signed' if credentials else 'anonymous'})"
     repro = case.as_curl_command() if hasattr(case, "as_curl_command") else repr(case)
     if status >= 500:
@@ -219,6 +227,7 @@ def _check(node: FuzzNode, tally: Tally, case: Any, base_url: str, session: requ
         first = str(exc).strip().splitlines()
         tally.fail(f"{label}: {status} breaks the document: {first[0] if first else exc!r}",
                    f"{repro}\n-> {status} {response.text[:300]}\n{str(exc)[:1500]}")
+    return response
 
 
 def run(node: FuzzNode, total: int, *, rounds_seed: int = 0, documents: tuple[dict, dict] | None = None) -> Tally:
@@ -227,11 +236,7 @@ def run(node: FuzzNode, total: int, *, rounds_seed: int = 0, documents: tuple[di
     by default the node's own."""
     peer_doc, local_doc = documents or (peer_document(), local_document())
     tally = Tally()
-    signed = requests.Session()
-    signed.auth = SignedAuth(node.reader.signers[0])
-    token = requests.Session()
-    token.auth = TokenAuth()
-    anonymous = requests.Session()
+    signed, token, anonymous = _sessions(node)
     listeners = [
         (schemathesis.openapi.from_dict(peer_doc), node.peer_url, signed),
         (schemathesis.openapi.from_dict(local_doc), node.local_url, token),
@@ -254,6 +259,50 @@ def run(node: FuzzNode, total: int, *, rounds_seed: int = 0, documents: tuple[di
         round_no += 1
         if tally.requests == sent_before:
             break
+    return tally
+
+
+def _sessions(node: FuzzNode) -> tuple[requests.Session, requests.Session, requests.Session]:
+    """(signed by the reader's key, with the local token, with nothing)."""
+    signed = requests.Session()
+    signed.auth = SignedAuth(node.reader.signers[0])
+    token = requests.Session()
+    token.auth = TokenAuth()
+    return signed, token, requests.Session()
+
+
+def run_stateful(node: FuzzNode, scenarios: int, *, steps: int = 6, tally: Tally | None = None,
+                 documents: tuple[dict, dict] | None = None) -> Tally:
+    """Stateful runs: schemathesis builds a state machine from the documents' links (a
+    listing leads to the first log's checkpoint, batches and proofs; a push to the pushed
+    log; a page of changes to the next page) and plays ``scenarios`` sequences of up to
+    ``steps`` requests each, per listener, with credentials and without; every request is
+    checked as in :func:`run`."""
+    peer_doc, local_doc = documents or (peer_document(), local_document())
+    tally = tally or Tally()
+    signed, token, anonymous = _sessions(node)
+    for doc, url, session, credentials in (
+        (peer_doc, node.peer_url, signed, True),
+        (local_doc, node.local_url, token, True),
+        (peer_doc, node.peer_url, anonymous, False),
+        (local_doc, node.local_url, anonymous, False),
+    ):
+        machine = schemathesis.openapi.from_dict(doc).as_state_machine()
+
+        class Checked(machine):  # type: ignore[valid-type, misc]
+            def step(self, input: StepInput) -> StepOutput:
+                response = _check(node, tally, input.case, url, session, credentials)
+                if response is None:
+                    reject()
+                return StepOutput(response, input.case)
+
+        try:
+            Checked.run(settings=settings(
+                max_examples=scenarios, stateful_step_count=steps, deadline=None, database=None,
+                derandomize=True, suppress_health_check=list(HealthCheck),
+            ))
+        except (Exception, BaseExceptionGroup) as exc:  # a finding about the documents
+            tally.fail(f"stateful {url}: {type(exc).__name__}", "".join(traceback.format_exception(exc))[-1500:])
     return tally
 
 
@@ -289,9 +338,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fuzz_api", description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scenarios", type=int, default=100,
+                        help="stateful sequences per listener and credential (default 100)")
     args = parser.parse_args(argv)
     with running_node() as node:
         tally = run(node, args.requests, rounds_seed=args.seed)
+        stateless = tally.requests
+        run_stateful(node, args.scenarios, tally=tally)
+    print(f"stateless requests: {stateless}; stateful requests: {tally.requests - stateless}")
     report(tally)
     return 1 if tally.failure_count else 0
 

@@ -132,8 +132,24 @@ def _problems(*statuses: int) -> dict[str, Schema]:
     return out
 
 
-def _ok(description: str, media: str, schema: Schema, status: int = 200) -> dict[str, Schema]:
-    return {str(status): {"description": description, "content": {media: {"schema": schema}}}}
+def _ok(
+    description: str, media: str, schema: Schema, status: int = 200, links: Schema | None = None
+) -> dict[str, Schema]:
+    answer: Schema = {"description": description, "content": {media: {"schema": schema}}}
+    if links:
+        answer["links"] = links
+    return {str(status): answer}
+
+
+def _link(operation: str, description: str, **parameters: object) -> Schema:
+    """An OpenAPI link: how an answer feeds the next request (what a client, and
+    schemathesis's stateful runs, follow)."""
+    return {"operationId": operation, "description": description, "parameters": parameters}
+
+
+# The first log of a listing, and the log a push was for.
+_FIRST_LOG = {"org": "$response.body#/0/org", "collection": "$response.body#/0/collection"}
+_PUSHED_LOG = {"org": "$request.path.org", "collection": "$request.path.collection"}
 
 
 def _query(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
@@ -199,7 +215,37 @@ def _peer_paths() -> dict[str, Schema]:
                 "summary": "Every log held here that the caller may read, with its newest"
                 " complete checkpoint.",
                 "responses": {
-                    **_ok("The logs", JSON, {"type": "array", "items": _ref("LogSummary")}),
+                    **_ok(
+                        "The logs",
+                        JSON,
+                        {"type": "array", "items": _ref("LogSummary")},
+                        links={
+                            "checkpoint": _link(
+                                "getCheckpoint", "The first log's checkpoint", **_FIRST_LOG
+                            ),
+                            "batches": _link(
+                                "getBatches",
+                                "The first log's batches",
+                                start=0,
+                                end="$response.body#/0/size",
+                                **_FIRST_LOG,
+                            ),
+                            "consistency": _link(
+                                "getConsistencyProof",
+                                "The first log's tree from size 1 to its size",
+                                old=1,
+                                new="$response.body#/0/size",
+                                **_FIRST_LOG,
+                            ),
+                            "inclusion": _link(
+                                "getInclusionProof",
+                                "The first log's first leaf in its tree",
+                                index=0,
+                                size="$response.body#/0/size",
+                                **_FIRST_LOG,
+                            ),
+                        },
+                    ),
                     **_problems(400, 401, 417, 429),
                 },
             }
@@ -257,8 +303,24 @@ def _peer_paths() -> dict[str, Schema]:
                     "content": {NDJSON: {"schema": {"type": "string"}}},
                 },
                 "responses": {
-                    **_ok("Appended; the log now holds `size` batches", JSON,
-                          _ref("PushResult"), status=201),
+                    **_ok(
+                        "Appended; the log now holds `size` batches",
+                        JSON,
+                        _ref("PushResult"),
+                        status=201,
+                        links={
+                            "checkpoint": _link(
+                                "getCheckpoint", "The pushed log's checkpoint", **_PUSHED_LOG
+                            ),
+                            "batches": _link(
+                                "getBatches",
+                                "The pushed log's batches",
+                                start=0,
+                                end="$response.body#/size",
+                                **_PUSHED_LOG,
+                            ),
+                        },
+                    ),
                     **_problems(400, 401, 403, 408, 409, 413, 417, 422, 429),
                 },
             },
@@ -421,7 +483,18 @@ def _local_paths() -> dict[str, Schema]:
                     ),
                 ],
                 "responses": {
-                    **_ok("A page of changes", JSON, _ref("Changes")),
+                    **_ok(
+                        "A page of changes",
+                        JSON,
+                        _ref("Changes"),
+                        links={
+                            "next": _link(
+                                "getChanges",
+                                "The page after this one",
+                                after="$response.body#/next",
+                            )
+                        },
+                    ),
                     **_problems(400, *token),
                 },
             }

@@ -230,3 +230,25 @@ def _check(doc: dict, method: str, template: str, reply: Reply, status: int) -> 
         check_problem(doc, reply.headers.get("Content-Type", ""), reply.body)
         return
     check_answer(doc, method, template, reply.status, reply.headers.get("Content-Type", ""), reply.body)
+
+
+@pytest.mark.parametrize("document", [peer_document, local_document], ids=["peer", "local"])
+def test_every_link_names_an_operation_and_its_parameters(document) -> None:  # type: ignore[no-untyped-def]
+    doc = document()
+    operations = {}
+    for item in doc["paths"].values():
+        shared = [p["name"] for p in item.get("parameters", [])]
+        for method, operation in item.items():
+            if method != "parameters":
+                names = shared + [p["name"] for p in operation.get("parameters", [])]
+                operations[operation["operationId"]] = set(names)
+    links = [
+        link
+        for item in doc["paths"].values()
+        for method, operation in item.items() if method != "parameters"
+        for answer in operation["responses"].values()
+        for link in answer.get("links", {}).values()
+    ]
+    assert links
+    for link in links:
+        assert set(link["parameters"]) <= operations[link["operationId"]], link

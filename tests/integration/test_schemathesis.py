@@ -10,7 +10,7 @@ import copy
 
 import pytest
 
-from bench.fuzz_api import run, running_node
+from bench.fuzz_api import run, run_stateful, running_node
 from hashfed.federation.http.openapi import local_document, peer_document
 
 
@@ -32,3 +32,16 @@ def test_an_answer_the_document_does_not_allow_is_a_failure() -> None:
     with running_node() as node:
         tally = run(node, 30, documents=(doc, local_document()))
     assert any(kind.startswith("GET /v1/node (signed): 200 breaks the document") for kind in tally.failures)
+
+
+@pytest.mark.timeout(120)
+def test_stateful_sequences_follow_the_links_and_break_nothing() -> None:
+    """Sequences built from the documents' links: a listing leads to the first log's
+    checkpoint and proofs (a 200 there needs the listing's org and collection), a page of
+    changes to the next; nothing fails along the way."""
+    with running_node() as node:
+        tally = run_stateful(node, 15)
+    assert tally.failure_count == 0, tally.failures
+    assert tally.reached["GET /v1/logs 200"]
+    assert tally.reached["GET /v1/logs/{org}/{collection}/checkpoint 200"]
+    assert tally.reached["GET /v1/changes 200"] >= 2
