@@ -9,6 +9,7 @@ opinion in the node's own log, which then comes through the feed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import aiohttp
@@ -61,6 +62,20 @@ async def test_paging_from_the_start_sees_every_record_once(api, home: Home) -> 
     page = await feed(session, url, cursor, 100)
     assert [(r["value"], r["active"]) for r in page["changes"]] == [(md5(1), False), (pdq(7), True)]
     assert page["changes"][0]["retracted_by"] == [{"org": ORG, "collection": "default"}]
+
+
+@pytest.mark.timeout(20)  # the server runs in the test's loop: a spin would hang it, not time out
+@pytest.mark.parametrize("offset", [5, 6, 999_999])
+async def test_a_cursor_past_the_end_of_its_batch_reads_on_from_the_next(api, home: Home, offset: int) -> None:  # type: ignore[no-untyped-def]
+    """Batch 1 holds 5 entries; a cursor at or past its end (never one a page gives, but a
+    client may write one) reads from the next batch. Such a cursor used to spin the feed's
+    loop forever on the event loop: every request after it waited (found by the stateful
+    schemathesis run)."""
+    session, url = api
+    stage_and_publish(home, [Entry.add("md5", md5(9))])
+    page = await asyncio.wait_for(feed(session, url, f"1.{offset}", 100), 5)
+    assert [r["value"] for r in page["changes"]] == [md5(9)]
+    assert page["next"] == "3.0"
 
 
 async def test_a_page_is_one_record_per_hash_with_its_current_state(api, home: Home) -> None:  # type: ignore[no-untyped-def]
