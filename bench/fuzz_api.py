@@ -26,6 +26,7 @@ import argparse
 import asyncio
 import collections
 import os
+import random
 import sys
 import tempfile
 import threading
@@ -39,7 +40,7 @@ from typing import Any
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, reject, seed, settings
-from hypothesis.errors import Unsatisfiable
+from hypothesis.errors import FlakyStrategyDefinition, Unsatisfiable
 from schemathesis.generation import GenerationMode
 from schemathesis.generation.stateful.state_machine import StepInput, StepOutput
 from schemathesis.specs.openapi.checks import (
@@ -195,6 +196,7 @@ class Tally:
     failures: dict[str, str] = field(default_factory=dict)  # first failure per kind
     failure_count: int = 0
     requests: int = 0
+    rounds_cut: int = 0  # stateful rounds Hypothesis stopped early (see run_stateful)
 
     def fail(self, kind: str, text: str) -> None:
         self.failure_count += 1
@@ -296,14 +298,26 @@ def run_stateful(node: FuzzNode, scenarios: int, *, steps: int = 6, tally: Tally
                     reject()
                 return StepOutput(response, input.case)
 
-        try:
-            Checked.run(settings=settings(
-                max_examples=scenarios, stateful_step_count=steps, deadline=None, database=None,
-                derandomize=True, suppress_health_check=list(HealthCheck),
-            ))
-        except (Exception, BaseExceptionGroup) as exc:  # a finding about the documents
-            tally.fail(f"stateful {url}: {type(exc).__name__}", "".join(traceback.format_exception(exc))[-1500:])
+        # In rounds, each from its own seed: the node's state changes under the machine
+        # (pushes, opinions), so Hypothesis may find a replayed sequence drawing
+        # differently and stop that round (FlakyStrategyDefinition): counted, not failed.
+        for round_no in range(0, scenarios, _STATEFUL_ROUND):
+            random.seed(f"hashfed-stateful-{url}-{credentials}-{round_no}")
+            try:
+                Checked.run(settings=settings(
+                    max_examples=min(_STATEFUL_ROUND, scenarios - round_no),
+                    stateful_step_count=steps, deadline=None, database=None,
+                    suppress_health_check=list(HealthCheck),
+                ))
+            except FlakyStrategyDefinition:
+                tally.rounds_cut += 1
+            except (Exception, BaseExceptionGroup) as exc:  # a finding about the documents
+                tally.fail(f"stateful {url}: {type(exc).__name__}",
+                           "".join(traceback.format_exception(exc))[-1500:])
     return tally
+
+
+_STATEFUL_ROUND = 20
 
 
 def _fuzz_one(node: FuzzNode, tally: Tally, operation: Any, mode: GenerationMode, url: str,
@@ -330,6 +344,8 @@ def report(tally: Tally, out: Any = sys.stdout) -> None:
     print(f"requests sent: {tally.requests}", file=out)
     print("status counts: " + ", ".join(f"{s}: {n}" for s, n in sorted(tally.statuses.items())), file=out)
     print(f"failures: {tally.failure_count} ({len(tally.failures)} kinds)", file=out)
+    if tally.rounds_cut:
+        print(f"stateful rounds stopped early by Hypothesis (state changed under it): {tally.rounds_cut}", file=out)
     for kind, text in tally.failures.items():
         print(f"\n== {kind}\n{text}", file=out)
 
