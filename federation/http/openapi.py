@@ -152,6 +152,14 @@ _FIRST_LOG = {"org": "$response.body#/0/org", "collection": "$response.body#/0/c
 _PUSHED_LOG = {"org": "$request.path.org", "collection": "$request.path.collection"}
 
 
+def _log_links(whose: str, log: dict[str, str], size: str) -> dict[str, Schema]:
+    """Links to a log's checkpoint and its batches up to ``size`` (an expression)."""
+    return {
+        "checkpoint": _link("getCheckpoint", f"{whose} checkpoint", **log),
+        "batches": _link("getBatches", f"{whose} batches", start=0, end=size, **log),
+    }
+
+
 def _query(name: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
     return {
         "name": name,
@@ -220,16 +228,7 @@ def _peer_paths() -> dict[str, Schema]:
                         JSON,
                         {"type": "array", "items": _ref("LogSummary")},
                         links={
-                            "checkpoint": _link(
-                                "getCheckpoint", "The first log's checkpoint", **_FIRST_LOG
-                            ),
-                            "batches": _link(
-                                "getBatches",
-                                "The first log's batches",
-                                start=0,
-                                end="$response.body#/0/size",
-                                **_FIRST_LOG,
-                            ),
+                            **_log_links("The first log's", _FIRST_LOG, "$response.body#/0/size"),
                             "consistency": _link(
                                 "getConsistencyProof",
                                 "The first log's tree from size 1 to its size",
@@ -308,18 +307,7 @@ def _peer_paths() -> dict[str, Schema]:
                         JSON,
                         _ref("PushResult"),
                         status=201,
-                        links={
-                            "checkpoint": _link(
-                                "getCheckpoint", "The pushed log's checkpoint", **_PUSHED_LOG
-                            ),
-                            "batches": _link(
-                                "getBatches",
-                                "The pushed log's batches",
-                                start=0,
-                                end="$response.body#/size",
-                                **_PUSHED_LOG,
-                            ),
-                        },
+                        links=_log_links("The pushed log's", _PUSHED_LOG, "$response.body#/size"),
                     ),
                     **_problems(400, 401, 403, 408, 409, 413, 417, 422, 429),
                 },

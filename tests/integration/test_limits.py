@@ -214,6 +214,21 @@ async def test_a_stalled_body_gets_408(homes, start_node) -> None:  # type: igno
 # -- connections per address -----------------------------------------------------------------
 
 
+async def _served_again(service: NodeService, source: str = "127.0.0.1") -> None:
+    """Wait until a new connection from ``source`` is served (a slot was freed)."""
+
+    async def served() -> bool:
+        reader, writer = await _open(service, source=source)
+        try:
+            return (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return False
+        finally:
+            writer.close()
+
+    await wait_until(served, what="a free connection slot")
+
+
 async def test_connections_per_address_are_capped(homes, start_node) -> None:  # type: ignore[no-untyped-def]
     a, _, _ = homes
     a = configure(a, limits={"max_connections_per_address": 3})
@@ -236,16 +251,7 @@ async def test_connections_per_address_are_capped(homes, start_node) -> None:  #
         held[0][1].close()
         await held[0][1].wait_closed()
 
-        async def served() -> bool:
-            reader, writer = await _open(service)
-            try:
-                return (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return False
-            finally:
-                writer.close()
-
-        await wait_until(served, what="a free connection slot")
+        await _served_again(service)
     finally:
         for _, writer in held[1:]:
             writer.close()
@@ -277,16 +283,7 @@ async def test_connections_per_listener_are_capped_whatever_their_addresses(home
         held[0][1].close()
         await held[0][1].wait_closed()
 
-        async def served() -> bool:
-            reader, writer = await _open(service, source="127.0.0.5")
-            try:
-                return (await _raw_get(reader, writer, service)).startswith(b"HTTP/1.1 200")
-            except (asyncio.IncompleteReadError, ConnectionError):
-                return False
-            finally:
-                writer.close()
-
-        await wait_until(served, what="a free connection slot")
+        await _served_again(service, source="127.0.0.5")
     finally:
         for _, writer in held[1:]:
             writer.close()
