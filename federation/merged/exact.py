@@ -210,8 +210,11 @@ def _read_table(conn: sqlite3.Connection, type_: str, digits: int) -> _Table:
     while last is not None:
         end = conn.execute(_STEP_END, (type_, last, _LOAD_ROWS - 1)).fetchone()
         hi = None if end is None else end[0]  # None: the last step, to the end
-        step = (_LOAD, (digits, type_, last)) if hi is None else (_LOAD_STEP, (digits, type_, last, hi))
-        count, bad, values, flags = conn.execute(*step).fetchone()
+        if hi is None:
+            row = conn.execute(_LOAD, (digits, type_, last))
+        else:
+            row = conn.execute(_LOAD_STEP, (digits, type_, last, hi))
+        count, bad, values, flags = row.fetchone()
         if count:
             try:
                 if bad:
