@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from hashfed.federation.home import Home, init_home, open_home
@@ -46,6 +47,15 @@ async def start_node() -> AsyncIterator[Callable[..., object]]:
     yield start
     for service in reversed(services):
         await service.stop()
+
+
+@pytest.fixture
+async def api(home: Home, start_node):  # type: ignore[no-untyped-def]
+    """``(session, url)`` of the local listener of a node started on the test module's own
+    ``home`` fixture."""
+    service = await start_node(home, local_port=0)
+    async with aiohttp.ClientSession() as session:
+        yield session, f"http://127.0.0.1:{service.local_bound_port}"
 
 
 @pytest.fixture

@@ -37,13 +37,6 @@ def home(make_home) -> Home:  # type: ignore[no-untyped-def]
     return home
 
 
-@pytest.fixture
-async def api(home: Home, start_node):  # type: ignore[no-untyped-def]
-    service = await start_node(home, local_port=0)
-    async with aiohttp.ClientSession() as session:
-        yield session, f"http://127.0.0.1:{service.local_bound_port}"
-
-
 async def lookup(session: aiohttp.ClientSession, url: str, body: object):  # type: ignore[no-untyped-def]
     return await send(
         session, url, "POST", "/v1/lookup", body=json.dumps(body).encode(),

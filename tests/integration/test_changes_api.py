@@ -29,13 +29,6 @@ def home(make_home) -> Home:  # type: ignore[no-untyped-def]
     return home
 
 
-@pytest.fixture
-async def api(home: Home, start_node):  # type: ignore[no-untyped-def]
-    service = await start_node(home, local_port=0)
-    async with aiohttp.ClientSession() as session:
-        yield session, f"http://127.0.0.1:{service.local_bound_port}"
-
-
 async def feed(session: aiohttp.ClientSession, url: str, after: str | None, limit: int) -> dict:
     query = f"?limit={limit}" + (f"&after={after}" if after else "")
     reply = await send(session, url, "GET", "/v1/changes" + query)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-import aiohttp
 import pytest
 from PIL import Image, ImageOps
 
@@ -52,13 +51,6 @@ def home(make_home) -> Home:  # type: ignore[no-untyped-def]
         Entry.opine("pdq", _pdq(DISPUTED), "false_positive"),
     ])
     return home
-
-
-@pytest.fixture
-async def api(home: Home, start_node):  # type: ignore[no-untyped-def]
-    service = await start_node(home, local_port=0)
-    async with aiohttp.ClientSession() as session:
-        yield session, f"http://127.0.0.1:{service.local_bound_port}"
 
 
 async def _match(api, body: bytes, content_type: str = "image/jpeg", query: str = ""):  # type: ignore[no-untyped-def]
